@@ -1,0 +1,64 @@
+"""Model cost: parameters, MACs and CPU latency — one counter used everywhere in amr-prune.
+
+Conventions:
+* **Parameters**: trainable parameters (``requires_grad``). The fixed shortcut maps
+  (:class:`~amrlib.models.layers.ChannelMap`) are frozen and not counted, like the reference's
+  parameter-free option-A shortcut; with that, ResNet56 (11 classes, L=128) has 852,795.
+* **MACs**: ``torch.utils.flop_counter.FlopCounterMode`` on one frame, FLOPs / 2. It counts
+  convolutions and matrix products (conv, linear, the shortcut maps), not BN, ReLU, adds or pooling.
+  ResNet56: 41,718,464 = the reference's 41.62 M plus 98,304 for the two shortcut maps (0.24%).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def count_macs(model: nn.Module, frame_length: int | None = None) -> int:
+    length = frame_length or model.arch["frame_length"]
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(1, 2, length)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops() // 2)
+
+
+def measure_latency(model: nn.Module, batch_size: int = 1, frame_length: int | None = None,
+                    repeats: int = 20, warmup: int = 3, threads: int = 1) -> dict:
+    """Median wall time of a forward pass on the CPU at a fixed thread count (seconds, and frames/s)."""
+    length = frame_length or model.arch["frame_length"]
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.randn(batch_size, 2, length)
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                t0 = time.perf_counter()
+                model(x)
+                if i >= warmup:
+                    times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+    med = statistics.median(times)
+    return {"batch_size": batch_size, "threads": threads, "repeats": repeats,
+            "median_s": med, "frames_per_s": batch_size / med}
+
+
+def cost(model: nn.Module) -> dict:
+    return {"params": count_params(model), "macs": count_macs(model)}

@@ -92,3 +92,9 @@ def test_unknown_model_name():
         build_model("resnet57x", 11, 128)
     with pytest.raises(ModelError):
         build_from_arch({"family": "transformer"})
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_current_arch_of_fresh_model_is_its_spec(name):
+    m = build_model(name, 11, 128)
+    assert m.current_arch() == m.arch

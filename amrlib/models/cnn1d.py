@@ -75,6 +75,18 @@ class CNN1DSignal(nn.Module):
         x = self.stacks(self.input(x)).flatten(1)
         return self.fc2(self.drop(F.relu(self.fc1(x))))
 
+    def current_arch(self) -> dict:
+        arch = copy.deepcopy(self.arch)
+        for spec, stack in zip(arch["stacks"], self.stacks):
+            spec["width"] = stack.conv.out_channels
+            for u, unit in zip(spec["units"], stack.units):
+                if isinstance(unit, ResidualUnit):
+                    u.update(mid=unit.conv1.out_channels, removed=False)
+                else:
+                    u.update(removed=True)
+        arch["head"] = self.fc1.out_features
+        return arch
+
     def structure(self) -> Structure:
         groups, blocks, prev = [], [], None
         for si, stack in enumerate(self.stacks):

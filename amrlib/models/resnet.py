@@ -85,6 +85,22 @@ class ResNetSignal(nn.Module):
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.fc(x)
 
+    def current_arch(self) -> dict:
+        """The spec of the network as it is now (after in-place surgery such as Torch-Pruning's)."""
+        arch = copy.deepcopy(self.arch)
+        width = self.bn1.num_features
+        for st, name in zip(arch["stages"], self.stage_names):
+            for b, blk in zip(st["blocks"], getattr(self, name)):
+                if isinstance(blk, BasicBlock):
+                    b.update(mid=blk.conv1.out_channels, removed=False)
+                    width = blk.conv2.out_channels
+                else:
+                    b.update(removed=True)
+                    if isinstance(blk.shortcut, ChannelMap):
+                        width = blk.shortcut.out_channels
+            st["width"] = width
+        return arch
+
     def structure(self) -> Structure:
         groups: list[ChannelGroup] = []
         blocks = [Block("conv1", "stem", removable=False, reason="stem")]

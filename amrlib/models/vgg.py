@@ -68,6 +68,17 @@ class VGGSignal(nn.Module):
         x = F.relu(self.bnf2(self.fc2(x)))
         return self.fc3(x)
 
+    def current_arch(self) -> dict:
+        arch = copy.deepcopy(self.arch)
+        for b, blk in zip(arch["blocks"], self.features):
+            for layer, m in zip(b["layers"], blk):
+                if isinstance(m, ConvBNReLU):
+                    layer.update(width=m.conv.out_channels, removed=False)
+                else:
+                    layer.update(removed=True)
+        arch["head"] = [self.fc1.out_features, self.fc2.out_features]
+        return arch
+
     def structure(self) -> Structure:
         groups, blocks, prev = [], [], None
         convs = [(f"features.{bi}.{li}", m) for bi, blk in enumerate(self.features)

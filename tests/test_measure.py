@@ -32,3 +32,15 @@ def test_latency_reports_median():
     r = measure_latency(Tiny(), batch_size=4, repeats=5, warmup=1)
     assert r["median_s"] > 0 and r["frames_per_s"] > 0 and r["threads"] == 1
     assert torch.get_num_threads() >= 1
+
+
+def test_hook_counter_equals_torch_flop_counter_on_every_family():
+    from amrlib.measure import count_macs_reference
+    from amrlib.models import MODEL_NAMES, build_model
+    from amrlib.pruning import channel_stage
+    for name in MODEL_NAMES:
+        m = build_model(name, 7, 128)
+        assert count_macs(m) == count_macs_reference(m), name
+        if name != "vgg16":
+            pruned, _ = channel_stage(m, keep_ratio=0.4)
+            assert count_macs(pruned) == count_macs_reference(pruned), name

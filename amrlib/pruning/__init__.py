@@ -1,0 +1,7 @@
+"""Pruning: FCOS (channel stage + LaCD) and the shared surgery, plans and interface."""
+from .api import PruneResult, PruningError
+from .channel_stage import channel_stage
+from .cluster import channel_features, cluster_channels
+from .fuse import fuse_cluster, fuse_consumer
+from .plan import rebuild
+from .surgery import apply_channel_mapping

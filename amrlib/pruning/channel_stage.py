@@ -1,0 +1,137 @@
+"""FCOS stage 1: channel pruning by hierarchical clustering and parameter fusion.
+
+How many clusters each channel group keeps — exactly one of:
+
+* ``keep_ratio``: a float for every group, or a mapping from a conv's qualified name (or a group name
+  such as ``"stream:layer2"``) to its ratio; groups not named are kept whole. Naming any producer of a
+  residual stream sets the ratio of the whole stream. ``round(ratio * n)`` clusters, at least one.
+* ``target_macs_reduction`` / ``target_params_reduction``: a global target, distributed by the
+  **uniform rule** (ours): the same keep ratio in every group, the largest one whose measured
+  reduction reaches the target (bisection on the real MAC/parameter counter).
+* ``distance_threshold``: cut every group's dendrogram at this cosine distance (data-driven widths).
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+from torch import nn
+
+from ..measure import count_macs, count_params
+from .api import PruningError
+from .cluster import LINKAGES, REPRESENTATIONS, channel_features, cluster_channels, medoid
+from .fuse import FUSIONS
+from .surgery import apply_channel_mapping
+
+PLAN_VERSION = 1
+
+
+def _resolve_ratios(structure, keep_ratio) -> dict[str, float]:
+    def check(r, where):
+        if not isinstance(r, (int, float)) or not 0 < r < 1:
+            raise PruningError(f"keep ratio for {where} must be in (0, 1), got {r!r} "
+                               f"(1 keeps everything: leave the layer out instead)")
+        return float(r)
+
+    if isinstance(keep_ratio, (int, float)):
+        r = check(keep_ratio, "every layer")
+        return {g.name: r for g in structure.groups}
+    ratios: dict[str, float] = {}
+    for key, r in dict(keep_ratio).items():
+        try:
+            g = structure.group(key)
+        except KeyError:
+            try:
+                g = structure.group_of_conv(key)
+            except KeyError:
+                known = [p for g in structure.groups for p in g.convs]
+                raise PruningError(f"unknown layer {key!r}: not a prunable conv or channel group "
+                                   f"(prunable convs: {', '.join(known[:6])}, ...)") from None
+        r = check(r, key)
+        if g.name in ratios and ratios[g.name] != r:
+            raise PruningError(f"conflicting keep ratios for {g.name} (its producers are tied by residual adds)")
+        ratios[g.name] = r
+    return ratios
+
+
+def _counts(structure, ratios: dict[str, float]) -> dict[str, int]:
+    return {g.name: max(1, round(ratios[g.name] * g.size)) for g in structure.groups if g.name in ratios}
+
+
+def _cost_at(model, structure, counts: dict[str, int], measure) -> int:
+    entries = []
+    for g in structure.groups:
+        k = counts.get(g.name, g.size)
+        if k < g.size:
+            clusters = [[i] for i in range(k - 1)] + [list(range(k - 1, g.size))]
+            entries.append({"name": g.name, "size_before": g.size, "clusters": clusters, "kept": list(range(k))})
+    return measure(apply_channel_mapping(copy.deepcopy(model), entries, "select"))
+
+
+def _ratio_for_target(model, structure, target: float, measure, what: str) -> float:
+    if not 0 < target < 1:
+        raise PruningError(f"target {what} reduction must be in (0, 1), got {target!r}")
+    base = measure(model)
+    floor = _cost_at(model, structure, {g.name: 1 for g in structure.groups}, measure)
+    if 1 - floor / base < target:
+        raise PruningError(f"a {target:.1%} {what} reduction would empty a layer: with one channel per group "
+                           f"this model reaches at most {1 - floor / base:.1%}")
+    lo, hi = 0.0, 1.0                        # reduction(lo) >= target > reduction(hi)
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        counts = _counts(structure, {g.name: mid for g in structure.groups})
+        if 1 - _cost_at(model, structure, counts, measure) / base >= target:
+            lo = mid
+        else:
+            hi = mid
+    return max(lo, 1e-9)
+
+
+def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
+                  target_macs_reduction: float | None = None, target_params_reduction: float | None = None,
+                  distance_threshold: float | None = None, linkage: str = "average",
+                  represent: str = "folded", fusion: str = "bn_aware") -> tuple[nn.Module, dict]:
+    """Cluster and fuse channels; returns ``(pruned_model, plan)`` and leaves ``model`` untouched."""
+    t0 = time.perf_counter()
+    given = [x is not None for x in (keep_ratio, target_macs_reduction, target_params_reduction, distance_threshold)]
+    if sum(given) > 1:
+        raise PruningError("give one of keep_ratio, target_macs_reduction, target_params_reduction, distance_threshold")
+    if sum(given) == 0:
+        keep_ratio = 0.5
+    if linkage not in LINKAGES or represent not in REPRESENTATIONS or fusion not in FUSIONS:
+        raise PruningError(f"linkage must be one of {LINKAGES}, represent one of {REPRESENTATIONS}, "
+                           f"fusion one of {FUSIONS} (got {linkage!r}, {represent!r}, {fusion!r})")
+    structure = model.structure()
+    modules = dict(model.named_modules())
+    settings = {"linkage": linkage, "represent": represent, "fusion": fusion}
+    counts: dict[str, int] | None = None
+    if keep_ratio is not None:
+        counts = _counts(structure, _resolve_ratios(structure, keep_ratio))
+        settings["keep_ratio"] = keep_ratio
+    elif distance_threshold is not None:
+        if not 0 < distance_threshold < 2:
+            raise PruningError(f"distance_threshold must be in (0, 2), got {distance_threshold!r}")
+        settings["distance_threshold"] = distance_threshold
+    else:
+        measure, what, target = ((count_macs, "MACs", target_macs_reduction) if target_macs_reduction is not None
+                                 else (count_params, "params", target_params_reduction))
+        r = _ratio_for_target(model, structure, target, measure, what)
+        counts = _counts(structure, {g.name: r for g in structure.groups})
+        settings.update({f"target_{what.lower()}_reduction": target, "uniform_keep_ratio": r})
+
+    entries = []
+    for g in structure.groups:
+        if counts is not None and counts.get(g.name, g.size) >= g.size:
+            continue
+        feats = channel_features(modules, g, represent)
+        clusters = cluster_channels(feats, n_clusters=counts[g.name] if counts is not None else None,
+                                    distance_threshold=distance_threshold, linkage=linkage)
+        if len(clusters) == g.size:
+            continue
+        entries.append({"name": g.name, "kind": g.kind, "size_before": g.size, "size_after": len(clusters),
+                        "clusters": clusters, "kept": [medoid(feats, c) for c in clusters]})
+    pruned = apply_channel_mapping(copy.deepcopy(model), entries, fusion)
+    plan = {"version": PLAN_VERSION, "parent_arch": copy.deepcopy(model.arch), "arch": copy.deepcopy(pruned.arch),
+            "stages": [{"stage": "channel", "method": "fcos", "settings": settings, "groups": entries,
+                        "seconds": time.perf_counter() - t0}]}
+    return pruned.eval() if not model.training else pruned, plan

@@ -1,0 +1,40 @@
+"""Pruning plans: JSON documents from which a pruned model is rebuilt from its parent.
+
+``{"version": 1, "parent_arch": {...}, "arch": {...}, "stages": [stage, ...]}`` where a stage is
+``{"stage": "channel", "settings": {"fusion": ...}, "groups": [...]}`` (see
+:mod:`amrlib.pruning.surgery`) or ``{"stage": "layer", "removed": [block names], ...}``.
+Stages are replayed in order on a copy of the parent.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+from torch import nn
+
+from .api import PruningError
+from .surgery import apply_channel_mapping
+
+
+def rebuild(parent: nn.Module, plan: dict | str) -> nn.Module:
+    """Replay ``plan`` on a copy of ``parent``; raises PruningError for a plan that does not fit."""
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    if not isinstance(plan, dict) or plan.get("version") != 1 or "stages" not in plan:
+        raise PruningError("not an amr-prune pruning plan (version 1 with 'stages' expected)")
+    if plan.get("parent_arch") is not None and plan["parent_arch"] != parent.arch:
+        raise PruningError(f"plan was made for a {plan['parent_arch'].get('name')} parent with a different "
+                           f"architecture than the given {parent.arch.get('name')}")
+    model = copy.deepcopy(parent)
+    for stage in plan["stages"]:
+        kind = stage.get("stage")
+        if kind == "channel":
+            apply_channel_mapping(model, stage["groups"], stage["settings"]["fusion"])
+        elif kind == "layer":
+            from .layers import remove_blocks
+            model = remove_blocks(model, stage["removed"])
+        else:
+            raise PruningError(f"unknown plan stage {kind!r}")
+    if plan.get("arch") is not None and model.arch != plan["arch"]:
+        raise PruningError("replaying the plan did not give the architecture it records")
+    return model.eval()

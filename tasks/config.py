@@ -1,0 +1,273 @@
+"""The pipeline configuration: one YAML file (configs/default.yaml) validated by :class:`PipelineConfig`.
+
+Every section rejects unknown keys, so a typo is an error naming the key, not a silently ignored
+setting. :func:`load_config` turns any problem into a :class:`ConfigError` naming the file and field.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from amrlib.data.synth import RML2016A_CLASSES
+from amrlib.models import MODEL_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A pipeline configuration file is missing, not YAML, or has invalid settings."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticData(_Section):
+    """Settings of the generated dataset (used when the .dvc file does not exist yet; then recorded in it)."""
+    path: str = "data/synthetic-rml2016a.h5"
+    frames_per_key: int = Field(60, ge=1)
+    frame_length: int = Field(128, ge=8)
+    snrs: list[int] = Field(default_factory=lambda: list(range(-20, 20, 2)), min_length=1)
+    classes: list[str] | None = None
+    seed: int = Field(0, ge=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, v):
+        if v is not None:
+            unknown = [c for c in v if c not in RML2016A_CLASSES]
+            if unknown or len(v) < 2:
+                raise ValueError(f"classes must be >= 2 of {RML2016A_CLASSES}; unknown: {unknown}")
+        return v
+
+
+class DataConfig(_Section):
+    dvc_file: str = "data.dvc"
+    remote: str | None = None          # DVC remote name; None = the repository's default remote
+    synthetic: SyntheticData = SyntheticData()
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_seed: int = Field(0, ge=0)
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if any(f <= 0 for f in v) or abs(sum(v) - 1) > 1e-6:
+            raise ValueError(f"split_fractions (train, val, test) must be > 0 and sum to 1, got {v}")
+        return v
+
+
+class ModelConfig(_Section):
+    name: str = "resnet20"
+    seed: int = Field(0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        if v.lower() not in MODEL_NAMES:
+            raise ValueError(f"unknown model {v!r}; choose one of {', '.join(MODEL_NAMES)}")
+        return v.lower()
+
+
+class TrainSettings(_Section):
+    """Arguments of :func:`amrlib.train.fit` (the reference recipe: Adam, StepLR)."""
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.8, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = Field(0, ge=0)
+    patience: int | None = Field(None, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1)
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"reuse_alias", "use_teacher"})
+
+
+class PretrainConfig(TrainSettings):
+    reuse_alias: str | None = None     # e.g. "champion": reuse that registered base model instead of training
+
+
+class ChannelStageConfig(_Section):
+    """FCOS stage 1 (:func:`amrlib.pruning.channel_stage`): exactly one target among the first four."""
+    keep_ratio: float | dict[str, float] | None = 0.5
+    target_macs_reduction: float | None = None
+    target_params_reduction: float | None = None
+    distance_threshold: float | None = None
+    linkage: Literal["average", "complete", "single", "weighted"] = "average"
+    represent: Literal["folded", "weight"] = "folded"
+    fusion: Literal["bn_aware", "mean", "select"] = "bn_aware"
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        given = [k for k in ("keep_ratio", "target_macs_reduction", "target_params_reduction", "distance_threshold")
+                 if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of keep_ratio, target_macs_reduction, target_params_reduction, "
+                             f"distance_threshold (set the others to null); got {given or 'none'}")
+        ratios = self.keep_ratio.values() if isinstance(self.keep_ratio, dict) else [self.keep_ratio]
+        for r in ratios:
+            if r is not None and not 0 < r < 1:
+                raise ValueError(f"keep_ratio must be in (0, 1) (1 keeps everything), got {r}")
+        for k in ("target_macs_reduction", "target_params_reduction"):
+            v = getattr(self, k)
+            if v is not None and not 0 < v < 1:
+                raise ValueError(f"{k} must be in (0, 1), got {v}")
+        if self.distance_threshold is not None and not 0 < self.distance_threshold < 2:
+            raise ValueError(f"distance_threshold must be in (0, 2), got {self.distance_threshold}")
+        return self
+
+    def stage_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class LacdConfig(_Section):
+    """FCOS stage 2 (:func:`amrlib.pruning.lacd`); ``settings`` are passed to it as keyword arguments."""
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class FinetuneConfig(TrainSettings):
+    epochs: int = Field(4, ge=1)
+    use_teacher: bool = False          # distil from the pretrained parent (kd_alpha > 0 needed)
+    kd_alpha: float = Field(0.0, ge=0, le=1)
+    kd_temperature: float = Field(4.0, gt=0)
+
+    @model_validator(mode="after")
+    def _teacher(self):
+        if self.kd_alpha > 0 and not self.use_teacher:
+            raise ValueError("kd_alpha > 0 needs use_teacher: true")
+        return self
+
+
+class EvaluateConfig(_Section):
+    high_snr_db: int = 10
+    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 256])
+    latency_threads: int = Field(1, ge=1)
+    latency_repeats: int = Field(20, ge=1)
+
+    @field_validator("latency_batch_sizes")
+    @classmethod
+    def _positive(cls, v):
+        if any(b < 1 for b in v):
+            raise ValueError(f"latency_batch_sizes must be >= 1, got {v}")
+        return v
+
+
+class RegistryConfig(_Section):
+    base_model: str | None = None      # default: amr-<model>-base
+    pruned_model: str | None = None    # default: amr-<model>-fcos
+
+
+class GateConfig(_Section):
+    """The promotion gate: the challenger's accuracy drop vs its parent and its MAC reduction."""
+    max_accuracy_drop: float = 0.05    # absolute (0.05 = 5 points of test accuracy)
+    min_mac_reduction: float = 0.5     # 1 - MACs(pruned) / MACs(parent)
+
+    @model_validator(mode="after")
+    def _possible(self):
+        if not 0 <= self.max_accuracy_drop < 1:
+            raise ValueError(f"gate.max_accuracy_drop must be in [0, 1), got {self.max_accuracy_drop}")
+        if not 0 <= self.min_mac_reduction < 1:
+            raise ValueError(f"gate.min_mac_reduction must be in [0, 1) (1 would mean no MACs left), "
+                             f"got {self.min_mac_reduction}")
+        return self
+
+
+class TrackingConfig(_Section):
+    uri: str | None = None             # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow/mlflow.db
+    experiment: str = "amr-prune"
+
+
+class PipelineConfig(_Section):
+    root: str | None = None            # project (DVC) root; None = this repository
+    runs_dir: str = "runs"             # stage outputs and Prefect results, relative to root
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    channel_stage: ChannelStageConfig = ChannelStageConfig()
+    lacd: LacdConfig = LacdConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    registry: RegistryConfig = RegistryConfig()
+    gate: GateConfig = GateConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    # ---- resolved values -------------------------------------------------------------------
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).resolve() if self.root else REPO_ROOT
+
+    @property
+    def runs_path(self) -> Path:
+        return self.root_path / self.runs_dir
+
+    @property
+    def base_model_name(self) -> str:
+        return self.registry.base_model or f"amr-{self.model.name}-base"
+
+    @property
+    def pruned_model_name(self) -> str:
+        return self.registry.pruned_model or f"amr-{self.model.name}-fcos"
+
+    def tracking_uri(self) -> str:
+        if self.tracking.uri:
+            return self.tracking.uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{self.root_path / 'mlflow' / 'mlflow.db'}"
+
+    def artifact_location(self) -> str | None:
+        """Local artefact store for a local (sqlite/file) tracking store; a server decides its own."""
+        uri = self.tracking_uri()
+        if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+            return (self.root_path / "mlflow" / "artifacts").as_uri()
+        return None
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (typo?)"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any] | None, where: str = "<config>") -> PipelineConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the configuration must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: invalid configuration:\n{_format_errors(exc)}") from None
+
+
+def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read and validate a YAML configuration; ``overrides`` (nested dicts) are merged on top."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if overrides:
+        data = merge(data or {}, overrides)
+    return parse_config(data, str(path))
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

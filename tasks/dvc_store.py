@@ -1,0 +1,297 @@
+"""The versioned dataset: DVC pull / generate-and-push / import, with md5 checks (no Prefect, no MLflow here).
+
+``data.dvc`` (committed) names one file under ``data/`` in the project's own HDF5 format, its md5, and —
+for a generated dataset — the generator settings in ``meta.synthetic`` ("the settings recorded with it").
+
+:func:`fetch` makes that exact file present:
+
+1. the file is already there with the recorded md5: nothing to do;
+2. the file is there with another md5: fail (a local change; nothing is overwritten);
+3. the remote has the object: ``dvc pull`` (DVC verifies the md5; so do we);
+4. the remote does not have it and ``meta.synthetic`` exists (a fresh clone with an empty remote): generate
+   the dataset from those settings into a temporary file, check its md5 equals the recorded one (the
+   generator and the store are byte-deterministic), move it into place, ``dvc commit`` and ``dvc push``;
+5. no .dvc file yet: generate from the configuration's ``data.synthetic`` settings, write the .dvc file
+   (with those settings as meta), commit and push — commit the new .dvc file to git.
+
+An unreachable or unconfigured remote, a checksum mismatch and an unreadable dataset fail with a
+:class:`DataStoreError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amrlib.data.dataset import DatasetError
+from amrlib.data.readers import load_dataset
+from amrlib.data.store import save_dataset
+from amrlib.data.synth import GENERATOR_VERSION, synthesize
+
+
+class DataStoreError(RuntimeError):
+    """The dataset cannot be made available; the message names the file, the remote and the problem."""
+
+
+def file_md5(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- the .dvc file ---------------------------------------------------------------------------------
+
+def read_dvc_file(root: Path, dvc_file: str) -> dict[str, Any] | None:
+    """``{"path", "md5", "size", "meta"}`` of a single-file .dvc, or None when it does not exist."""
+    f = root / dvc_file
+    if not f.exists():
+        return None
+    try:
+        doc = yaml.safe_load(f.read_text())
+        out = doc["outs"]
+        if not isinstance(out, list) or len(out) != 1:
+            raise ValueError(f"expected exactly one output, found {len(out) if isinstance(out, list) else out!r}")
+        o = out[0]
+        return {"path": str(o["path"]), "md5": str(o["md5"]), "size": int(o.get("size", -1)),
+                "meta": doc.get("meta") or {}}
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise DataStoreError(f"{f}: not a usable single-file .dvc file ({type(exc).__name__}: {exc})") from None
+
+
+def write_dvc_file(root: Path, dvc_file: str, data_path: str, md5: str, size: int, meta: dict) -> Path:
+    doc = {"outs": [{"md5": md5, "size": int(size), "hash": "md5", "path": data_path}], "meta": meta}
+    f = root / dvc_file
+    fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(yaml.safe_dump({"outs": doc["outs"]}, sort_keys=False, default_flow_style=False))
+        fh.write(yaml.safe_dump({"meta": meta}, sort_keys=False, default_flow_style=None, width=120))
+    os.replace(tmp, f)
+    return f
+
+
+def data_path_of(dvc_file: str, path: str) -> str:
+    """The output path as the project sees it (DVC paths are relative to the .dvc file's directory)."""
+    return str(Path(dvc_file).parent / path)
+
+
+# ---- DVC ------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def dvc_repo(root: Path):
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    try:
+        repo = Repo(str(root))
+    except NotDvcRepoError:
+        raise DataStoreError(f"{root}: not a DVC project (run `dvc init` there, see flows/README.md)") from None
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def remote_name(repo, remote: str | None) -> str:
+    cfg = repo.config
+    name = remote or cfg["core"].get("remote")
+    if not name:
+        raise DataStoreError(f"{repo.root_dir}: no DVC remote configured (no default remote in .dvc/config "
+                             f"and none given in the pipeline configuration's data.remote)")
+    if name not in cfg.get("remote", {}):
+        known = ", ".join(cfg.get("remote", {})) or "none"
+        raise DataStoreError(f"DVC remote {name!r} is not configured in {repo.root_dir}/.dvc/config "
+                             f"(configured: {known})")
+    return name
+
+
+def remote_url(repo, name: str) -> str:
+    return str(repo.config["remote"][name].get("url", "?"))
+
+
+def cloud_status(repo, dvc_file: str, name: str) -> str:
+    """Where the object of ``dvc_file`` is: "missing" (neither local cache nor remote), "new" (local cache
+    only), "deleted" (remote only) or "ok" (both). Raises DataStoreError when the remote cannot be asked."""
+    try:
+        status = repo.status(targets=[dvc_file], cloud=True, remote=name)
+    except Exception as exc:  # botocore / fsspec / DVC errors: the message says what
+        raise DataStoreError(f"cannot reach DVC remote {name!r} ({remote_url(repo, name)}): "
+                             f"{type(exc).__name__}: {exc}") from None
+    for state in ("missing", "new", "deleted"):
+        if state in status.values():
+            return state
+    return "ok"
+
+
+def push(repo, dvc_file: str, name: str) -> None:
+    try:
+        repo.push(targets=[dvc_file], remote=name)
+    except Exception as exc:
+        raise DataStoreError(f"dvc push of {dvc_file} to remote {name!r} ({remote_url(repo, name)}) failed: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+def pull(repo, dvc_file: str, name: str) -> None:
+    try:
+        repo.pull(targets=[dvc_file], remote=name)
+    except Exception as exc:
+        raise DataStoreError(f"dvc pull of {dvc_file} from remote {name!r} ({remote_url(repo, name)}) failed: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+# ---- generation and checks --------------------------------------------------------------------------
+
+def synthetic_recipe(settings: dict[str, Any]) -> dict[str, Any]:
+    """The generator arguments recorded in ``meta.synthetic`` (plus the generator version)."""
+    keys = ("frames_per_key", "frame_length", "snrs", "classes", "seed")
+    recipe = {k: settings[k] for k in keys if settings.get(k) is not None}
+    recipe["generator_version"] = GENERATOR_VERSION
+    return recipe
+
+
+def generate(recipe: dict[str, Any], target: Path) -> str:
+    """Generate the recorded dataset into a temporary file next to ``target``; returns that file."""
+    if recipe.get("generator_version") != GENERATOR_VERSION:
+        raise DataStoreError(f"the dataset was generated by amrlib.data.synth {recipe.get('generator_version')} "
+                             f"but this code has {GENERATOR_VERSION}: pull it from the remote instead")
+    kwargs = {k: v for k, v in recipe.items() if k != "generator_version"}
+    ds = synthesize(**kwargs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".generated")
+    os.close(fd)
+    try:
+        save_dataset(ds, tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def check_readable(path: Path) -> dict[str, Any]:
+    try:
+        ds = load_dataset(path)
+    except DatasetError as exc:
+        raise DataStoreError(f"dataset unreadable: {exc}") from None
+    return {"frames": len(ds), "classes": list(ds.classes), "frame_length": ds.frame_length,
+            "snrs": ds.snr_values}
+
+
+def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | None = None,
+          synthetic: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
+    """Make the dataset of ``dvc_file`` present and verified; returns a JSON-able description of it."""
+    root = Path(root).resolve()
+    rec = read_dvc_file(root, dvc_file)
+    with dvc_repo(root) as repo:
+        name = remote_name(repo, remote)
+        if rec is None:
+            return _first_generation(repo, root, dvc_file, name, synthetic, log)
+        rel = data_path_of(dvc_file, rec["path"])
+        path = root / rel
+        action = "present"
+        if path.exists():
+            got = file_md5(path)
+            if got != rec["md5"]:
+                raise DataStoreError(f"{path}: md5 {got} differs from {rec['md5']} recorded in {dvc_file} "
+                                     f"(modified locally?). Not overwriting it: move it away and fetch again, "
+                                     f"or import it as a new dataset.")
+        elif (where := cloud_status(repo, dvc_file, name)) != "missing":
+            log(f"[data] dvc pull {rel} from remote {name!r} ({remote_url(repo, name)})")
+            pull(repo, dvc_file, name)
+            action = "pulled"
+            if where == "new":          # it came from the local DVC cache: fill the remote too
+                push(repo, dvc_file, name)
+                action = "checked out+pushed"
+        else:
+            recipe = rec["meta"].get("synthetic")
+            if not recipe:
+                raise DataStoreError(f"{rel} (md5 {rec['md5']}) is not in DVC remote {name!r} "
+                                     f"({remote_url(repo, name)}) and {dvc_file} records no generator settings: "
+                                     f"push it from a machine that has it (`dvc push {dvc_file}`)")
+            log(f"[data] remote {name!r} does not hold {rel}: generating it from the settings in {dvc_file}")
+            tmp = generate(recipe, path)
+            got = file_md5(tmp)
+            if got != rec["md5"]:
+                os.unlink(tmp)
+                raise DataStoreError(f"regenerated {rel} has md5 {got}, not the {rec['md5']} recorded in "
+                                     f"{dvc_file}: the generator is not byte-reproducible here (different "
+                                     f"library versions?). Pull the dataset from a remote that has it instead.")
+            os.replace(tmp, path)
+            _commit(repo, dvc_file)
+            log(f"[data] dvc push {rel} to remote {name!r}")
+            push(repo, dvc_file, name)
+            action = "generated+pushed"
+        got = file_md5(path)
+        if got != rec["md5"]:
+            raise DataStoreError(f"{path}: md5 {got} after {action} differs from {rec['md5']} in {dvc_file}")
+    info = check_readable(path)
+    return {"path": str(path), "relpath": rel, "md5": rec["md5"], "dvc_file": dvc_file, "remote": name,
+            "action": action, **info}
+
+
+def _commit(repo, dvc_file: str) -> None:
+    try:
+        repo.commit(dvc_file, force=True)
+    except Exception as exc:
+        raise DataStoreError(f"dvc commit {dvc_file} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dict | None, log) -> dict:
+    if not synthetic:
+        raise DataStoreError(f"{root / dvc_file} does not exist and no synthetic settings were given: "
+                             f"import a dataset first (python -m flows import-dataset FILE)")
+    rel = synthetic["path"]
+    path = root / rel
+    dvc_rel = os.path.relpath(rel, Path(dvc_file).parent)
+    if path.exists():
+        raise DataStoreError(f"{path} exists but no {dvc_file} tracks it: not overwriting it. Move it away, "
+                             f"or import it (python -m flows import-dataset {rel})")
+    recipe = synthetic_recipe(synthetic)
+    log(f"[data] {dvc_file} does not exist: generating {rel} ({recipe})")
+    tmp = generate(recipe, path)
+    os.replace(tmp, path)
+    write_dvc_file(root, dvc_file, dvc_rel, file_md5(path), path.stat().st_size, {"synthetic": recipe})
+    _commit(repo, dvc_file)
+    push(repo, dvc_file, name)
+    log(f"[data] wrote {dvc_file} and pushed {rel} to remote {name!r}: commit {dvc_file} to git")
+    info = check_readable(path)
+    return {"path": str(path), "relpath": rel, "md5": file_md5(path), "dvc_file": dvc_file, "remote": name,
+            "action": "created+pushed", **info}
+
+
+def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file: str = "data.dvc",
+                   remote: str | None = None, out: str | None = None, format: str | None = None,
+                   force: bool = False, log=print) -> dict[str, Any]:
+    """Convert a dataset file (RML2016.10a pickle, RML2018.01a HDF5, ...) to the project's format,
+    track it with ``dvc_file`` (replacing what it pointed to) and push it."""
+    root = Path(root).resolve()
+    source = Path(source)
+    try:
+        ds = load_dataset(source, format=format)
+    except DatasetError as exc:
+        raise DataStoreError(f"cannot import: {exc}") from None
+    rel = out or f"data/{source.stem}.h5"
+    path = root / rel
+    if path.exists() and not force:
+        raise DataStoreError(f"{path} already exists: not overwriting it (choose another --out or pass --force)")
+    old = read_dvc_file(root, dvc_file)
+    with dvc_repo(root) as repo:
+        name = remote_name(repo, remote)
+        log(f"[data] converting {source} ({len(ds)} frames, {ds.num_classes} classes) to {rel}")
+        save_dataset(ds, path)
+        md5 = file_md5(path)
+        meta = {"imported_from": {"file": source.name, "format": ds.meta.get("format"),
+                                  "variant": ds.meta.get("variant")}}
+        write_dvc_file(root, dvc_file, os.path.relpath(rel, Path(dvc_file).parent), md5, path.stat().st_size, meta)
+        _commit(repo, dvc_file)
+        push(repo, dvc_file, name)
+    if old:
+        log(f"[data] {dvc_file} now points to {rel} ({md5}); it pointed to {old['path']} ({old['md5']}), "
+            f"which stays in the DVC cache/remote and in git history")
+    info = check_readable(path)
+    return {"path": str(path), "relpath": rel, "md5": md5, "dvc_file": dvc_file, "remote": name,
+            "action": "imported+pushed", "replaced": old, **info}

@@ -5,3 +5,7 @@ from .cluster import channel_features, cluster_channels
 from .fuse import fuse_cluster, fuse_consumer
 from .plan import rebuild
 from .surgery import apply_channel_mapping
+from .lacd import diagnose_collapse, lacd
+from .layers import remove_blocks
+from .probes import block_features, fit_probe, probe_blocks
+from .fcos import fcos

@@ -109,6 +109,9 @@ def apply_kept(model: nn.Module, kept: dict[str, list[int]], DG=None) -> nn.Modu
         drop = [i for i in range(g.size) if i not in set(keep)]
         if drop:
             DG.get_pruning_group(_root(g, modules), tp.prune_conv_out_channels, idxs=drop).prune()
+    for m in model.modules():            # Torch-Pruning re-creates weights as trainable: shortcut maps stay frozen
+        if isinstance(m, ChannelMap):
+            m.weight.requires_grad_(False)
     model.arch = model.current_arch()
     return model
 

@@ -1,0 +1,83 @@
+"""FCOS end to end on a trained model at several MAC targets: accuracy, reductions, probe curves, timings.
+
+    .venv/bin/python bench/bench_fcos.py --model resnet56 --frames-per-key 100 --targets 0.5 0.8 0.9 0.95 --epochs 10
+
+Needs the checkpoint written by bench_train.py. Writes bench/results/fcos_<model>_<frames>.json and
+a probe-curve plot bench/results/fcos_probes_<model>_<frames>.png.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common import OUT, RESULTS, bench_data, write_json
+
+
+def plot_probes(curves: dict, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, blocks in curves.items():
+        acc = [b["probe_accuracy"] for b in blocks]
+        line, = ax.plot(range(len(acc)), acc, marker=".", label=label)
+        rem = [i for i, b in enumerate(blocks) if b.get("removed")]
+        if rem:
+            ax.plot(rem, [acc[i] for i in rem], "x", color=line.get_color(), markersize=9)
+    ax.set_xlabel("unit (stem, then blocks in forward order)")
+    ax.set_ylabel("linear probe accuracy (val)")
+    ax.set_title("Probe accuracy per unit; x = removed by LaCD")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="resnet56")
+    ap.add_argument("--frames-per-key", type=int, default=100)
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.8, 0.9, 0.95])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--margin", type=float, default=0.005)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    from amrlib.models import load_model
+    from amrlib.pruning import fcos, probe_blocks
+    train, val, test = bench_data(a.frames_per_key)
+    parent = load_model(OUT / f"{a.model}_{a.frames_per_key}.pt")
+    curves = {"unpruned": probe_blocks(parent, train, val)}
+    rows = []
+    for target in a.targets:
+        res = fcos(parent, train, val, target_macs_reduction=target, lacd_margin=a.margin,
+                   finetune={"epochs": a.epochs}, eval_set=test)
+        r = res.report
+        curves[f"after channel stage ({target:.0%})"] = r["diagnosis"]
+        row = {"target": target, "accuracy": r["accuracy"], "high_snr_accuracy": r["high_snr_accuracy"],
+               "delta": r["accuracy_delta"], "macs_reduction": r["macs_reduction"],
+               "params_reduction": r["params_reduction"], "macs": r["model"]["macs"], "params": r["model"]["params"],
+               "channel_stage_macs_reduction": 1 - r["channel_stage"]["macs"] / r["parent"]["macs"],
+               "removed_blocks": r["removed_blocks"], "seconds": r["seconds"], "per_snr": r["per_snr"]}
+        rows.append(row)
+        print(f"target {target:.0%}: acc {r['accuracy']['parent']:.4f} -> channel {r['accuracy']['channel_stage']:.4f} "
+              f"-> lacd {r['accuracy']['lacd']:.4f} -> finetuned {r['accuracy']['finetuned']:.4f} "
+              f"(delta {r['accuracy_delta'] * 100:+.2f} pt); MACs -{r['macs_reduction']:.1%}, "
+              f"params -{r['params_reduction']:.1%}; removed {len(r['removed_blocks'])} blocks; "
+              f"seconds {({k: round(v, 1) for k, v in r['seconds'].items()})}", flush=True)
+    write_json(f"fcos_{a.model}_{a.frames_per_key}.json", {"rows": rows, "probes": curves, "epochs": a.epochs})
+    plot_probes(curves, RESULTS / f"fcos_probes_{a.model}_{a.frames_per_key}.png")
+    print("\n| MAC target | accuracy (test) | delta vs unpruned | >= 10 dB | MACs cut | params cut | blocks removed "
+          "| channel / LaCD / fine-tune time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        s = r["seconds"]
+        print(f"| {r['target']:.0%} | {r['accuracy']['finetuned']:.4f} | {r['delta'] * 100:+.2f} pt | "
+              f"{r['high_snr_accuracy']['finetuned']:.4f} | {r['macs_reduction']:.1%} | {r['params_reduction']:.1%} | "
+              f"{len(r['removed_blocks'])} | {s['channel_stage']:.1f} s / {s['lacd']:.1f} s / {s['finetune']:.0f} s |")
+
+
+if __name__ == "__main__":
+    main()

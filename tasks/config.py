@@ -127,9 +127,17 @@ class ChannelStageConfig(_Section):
 
 
 class LacdConfig(_Section):
-    """FCOS stage 2 (:func:`amrlib.pruning.lacd`); ``settings`` are passed to it as keyword arguments."""
+    """FCOS stage 2 (:func:`amrlib.pruning.lacd`): probe every block, remove the collapsed ones."""
     enabled: bool = True
-    settings: dict[str, Any] = Field(default_factory=dict)
+    margin: float = Field(0.005, ge=0)          # a block must beat the best earlier probe by more than this
+    max_removed: int | None = Field(None, ge=0)
+    max_train_frames: int | None = Field(4000, ge=1)
+    max_val_frames: int | None = Field(4000, ge=1)
+    probe: Literal["softmax", "ridge"] = "softmax"
+    seed: int = Field(0, ge=0)
+
+    def stage_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"enabled"})
 
 
 class FinetuneConfig(TrainSettings):

@@ -114,11 +114,16 @@ def remote_url(repo, name: str) -> str:
     return str(repo.config["remote"][name].get("url", "?"))
 
 
+def _target(repo, dvc_file: str) -> str:
+    """DVC resolves targets against the current directory: make them absolute."""
+    return str(Path(repo.root_dir) / dvc_file)
+
+
 def cloud_status(repo, dvc_file: str, name: str) -> str:
     """Where the object of ``dvc_file`` is: "missing" (neither local cache nor remote), "new" (local cache
     only), "deleted" (remote only) or "ok" (both). Raises DataStoreError when the remote cannot be asked."""
     try:
-        status = repo.status(targets=[dvc_file], cloud=True, remote=name)
+        status = repo.status(targets=[_target(repo, dvc_file)], cloud=True, remote=name)
     except Exception as exc:  # botocore / fsspec / DVC errors: the message says what
         raise DataStoreError(f"cannot reach DVC remote {name!r} ({remote_url(repo, name)}): "
                              f"{type(exc).__name__}: {exc}") from None
@@ -130,7 +135,7 @@ def cloud_status(repo, dvc_file: str, name: str) -> str:
 
 def push(repo, dvc_file: str, name: str) -> None:
     try:
-        repo.push(targets=[dvc_file], remote=name)
+        repo.push(targets=[_target(repo, dvc_file)], remote=name)
     except Exception as exc:
         raise DataStoreError(f"dvc push of {dvc_file} to remote {name!r} ({remote_url(repo, name)}) failed: "
                              f"{type(exc).__name__}: {exc}") from None
@@ -138,7 +143,7 @@ def push(repo, dvc_file: str, name: str) -> None:
 
 def pull(repo, dvc_file: str, name: str) -> None:
     try:
-        repo.pull(targets=[dvc_file], remote=name)
+        repo.pull(targets=[_target(repo, dvc_file)], remote=name)
     except Exception as exc:
         raise DataStoreError(f"dvc pull of {dvc_file} from remote {name!r} ({remote_url(repo, name)}) failed: "
                              f"{type(exc).__name__}: {exc}") from None
@@ -183,7 +188,8 @@ def check_readable(path: Path) -> dict[str, Any]:
 
 def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | None = None,
           synthetic: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
-    """Make the dataset of ``dvc_file`` present and verified; returns a JSON-able description of it."""
+    """Make the dataset of ``dvc_file`` present and verified; returns a JSON-able description of it
+    that depends only on the dataset (not on how it got here: later stages key their caches on it)."""
     root = Path(root).resolve()
     rec = read_dvc_file(root, dvc_file)
     with dvc_repo(root) as repo:
@@ -229,13 +235,13 @@ def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | Non
         if got != rec["md5"]:
             raise DataStoreError(f"{path}: md5 {got} after {action} differs from {rec['md5']} in {dvc_file}")
     info = check_readable(path)
-    return {"path": str(path), "relpath": rel, "md5": rec["md5"], "dvc_file": dvc_file, "remote": name,
-            "action": action, **info}
+    log(f"[data] {rel} md5 {rec['md5']} ({action}; {info['frames']} frames)")
+    return {"path": str(path), "relpath": rel, "md5": rec["md5"], "dvc_file": dvc_file, "remote": name, **info}
 
 
 def _commit(repo, dvc_file: str) -> None:
     try:
-        repo.commit(dvc_file, force=True)
+        repo.commit(_target(repo, dvc_file), force=True)
     except Exception as exc:
         raise DataStoreError(f"dvc commit {dvc_file} failed: {type(exc).__name__}: {exc}") from None
 
@@ -259,8 +265,7 @@ def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dic
     push(repo, dvc_file, name)
     log(f"[data] wrote {dvc_file} and pushed {rel} to remote {name!r}: commit {dvc_file} to git")
     info = check_readable(path)
-    return {"path": str(path), "relpath": rel, "md5": file_md5(path), "dvc_file": dvc_file, "remote": name,
-            "action": "created+pushed", **info}
+    return {"path": str(path), "relpath": rel, "md5": file_md5(path), "dvc_file": dvc_file, "remote": name, **info}
 
 
 def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file: str = "data.dvc",
@@ -294,4 +299,4 @@ def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file:
             f"which stays in the DVC cache/remote and in git history")
     info = check_readable(path)
     return {"path": str(path), "relpath": rel, "md5": md5, "dvc_file": dvc_file, "remote": name,
-            "action": "imported+pushed", "replaced": old, **info}
+            "replaced": old, **info}

@@ -1,0 +1,83 @@
+"""What every flow run shares: the validated configuration, the MLflow parent run, and the stage tasks
+bound to this project's result storage (``<runs>/.prefect-results``)."""
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+from prefect.runtime import flow_run
+
+from tasks import data as data_tasks
+from tasks import evaluate as eval_tasks
+from tasks import prune as prune_tasks
+from tasks import registry as registry_tasks
+from tasks import train as train_tasks
+from tasks import tracking
+from tasks.common import bind_storage
+from tasks.config import ConfigError, PipelineConfig, load_config
+
+
+def check_offered(cfg: PipelineConfig) -> None:
+    """Refuse a configuration that asks for a stage this amrlib does not have (no stage is faked)."""
+    if cfg.lacd.enabled and not prune_tasks.lacd_available():
+        raise ConfigError("lacd.enabled is true but amrlib.pruning has no lacd() yet: set lacd.enabled: false")
+
+
+def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:
+    runs = cfg.runs_path
+    return SimpleNamespace(
+        fetch_dataset=data_tasks.fetch_dataset,
+        pretrain=bind_storage(train_tasks.pretrain, runs),
+        reuse_base=registry_tasks.reuse_base,
+        channel_stage=bind_storage(prune_tasks.channel_stage, runs),
+        lacd=bind_storage(prune_tasks.lacd, runs),
+        finetune=bind_storage(train_tasks.finetune, runs),
+        evaluate=bind_storage(eval_tasks.evaluate, runs),
+        register=bind_storage(registry_tasks.register, runs),
+        base_champion=registry_tasks.base_champion,
+        promotion_gate=registry_tasks.promotion_gate,
+    )
+
+
+class FlowContext(SimpleNamespace):
+    cfg: PipelineConfig
+    tracking: dict
+    tasks: SimpleNamespace
+    summary: dict
+
+
+@contextlib.contextmanager
+def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) -> Iterator[FlowContext]:
+    """Load the config, open the flow's MLflow parent run (FAILED if the flow raises), bind the tasks."""
+    cfg = load_config(config, overrides)
+    check_offered(cfg)
+    cfg.runs_path.mkdir(parents=True, exist_ok=True)
+    t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location())
+    run_id = str(flow_run.get_id() or "local")
+    commit = tracking.git_commit(cfg.root_path)
+    parent = tracking.start_run(t, f"{flow_name}-{flow_run.get_name() or run_id[:8]}",
+                                {"flow": flow_name, "prefect_flow_run_id": run_id, "git_commit": commit,
+                                 "config_file": str(config)})
+    t = {**t, "parent_run_id": parent, "flow_run_id": run_id, "git_commit": commit}
+    client = tracking.client_for(t)
+    tracking.log_params(client, parent, cfg.model_dump(mode="json"))
+    ctx = FlowContext(cfg=cfg, tracking=t, tasks=stage_tasks(cfg), summary={"flow": flow_name,
+                                                                          "mlflow_parent_run_id": parent,
+                                                                          "prefect_flow_run_id": run_id})
+    ok = False
+    try:
+        yield ctx
+        ok = True
+    finally:
+        with contextlib.suppress(Exception):
+            tracking.log_json(client, parent, ctx.summary, "summary.json")
+        tracking.end_run(t, parent, ok)
+
+
+def split_of(cfg: PipelineConfig) -> dict[str, Any]:
+    return {"fractions": list(cfg.data.split_fractions), "seed": cfg.data.split_seed}
+
+
+def runs_of(cfg: PipelineConfig) -> str:
+    return str(cfg.runs_path)

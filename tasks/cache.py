@@ -1,0 +1,133 @@
+"""Stage identity and caching: what makes a re-run skip a finished stage.
+
+Every cached stage has a **stage key**: a SHA-256 of its name, its JSON-able inputs (its configuration
+section, the upstream stages' results — which carry checkpoint md5s — and the data md5) and a code
+fingerprint (the sources the stage runs: :data:`CODE_DEPS`). The stage writes everything into
+``<runs>/<stage>/<key[:16]>/`` and last of all ``result.json``.
+
+Prefect caches the task under the same key (:class:`StageCache`), with the result record persisted as
+JSON (never pickle) under ``<runs>/.prefect-results``. Before Prefect looks the key up, the policy checks
+that the stage's ``result.json`` still exists (and, for registry stages, that what it recorded still
+exists); if not, it deletes the stale record so the stage runs again instead of returning paths to files
+that are gone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from prefect.cache_policies import CachePolicy
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_SUBDIR = ".prefect-results"
+RESULT_FILE = "result.json"
+
+_COMMON = ("amrlib/models", "amrlib/measure.py", "amrlib/data/dataset.py", "amrlib/data/store.py",
+           "amrlib/data/split.py", "amrlib/data/readers.py", "amrlib/data/readers_generic.py",
+           "tasks/common.py", "tasks/cache.py")
+#: the code each stage's output depends on (directories: every .py below; globs allowed)
+CODE_DEPS: dict[str, tuple[str, ...]] = {
+    "pretrain": _COMMON + ("amrlib/train", "tasks/train.py"),
+    "finetune": _COMMON + ("amrlib/train", "tasks/train.py"),
+    "channel_stage": _COMMON + ("amrlib/pruning/*.py", "tasks/prune.py"),
+    "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "tasks/prune.py"),
+    "evaluate": _COMMON + ("amrlib/train", "tasks/evaluate.py", "tasks/tracking.py"),
+    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py"),
+}
+
+
+def code_fingerprint(stage: str) -> str:
+    """SHA-256 of the sources ``stage`` depends on (:data:`CODE_DEPS`; all of amrlib/ and tasks/ for an
+    unknown stage): editing them invalidates that stage's cached results, editing anything else does not."""
+    deps = CODE_DEPS.get(stage, ("amrlib", "tasks"))
+    files: set[Path] = set()
+    for dep in deps:
+        p = ROOT / dep
+        if "*" in dep:
+            files.update(ROOT.glob(dep))
+        elif p.is_dir():
+            files.update(p.rglob("*.py"))
+        elif p.exists():
+            files.add(p)
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(f.relative_to(ROOT)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_default)
+
+
+def _default(obj):
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not part of a stage key")
+
+
+def stage_key(stage: str, inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({"stage": stage, "inputs": inputs, "code": code_fingerprint(stage)}).encode()).hexdigest()
+
+
+def stage_dir(runs: str | os.PathLike, stage: str, key: str) -> Path:
+    return Path(runs) / stage / key[:16]
+
+
+def results_dir(runs: str | os.PathLike) -> Path:
+    return Path(runs) / RESULTS_SUBDIR
+
+
+def write_result(directory: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``result.json`` atomically (the stage's completion marker) and return the result."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{RESULT_FILE}.tmp"
+    tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
+    os.replace(tmp, directory / RESULT_FILE)
+    return result
+
+
+def read_result(directory: Path) -> dict[str, Any] | None:
+    f = directory / RESULT_FILE
+    try:
+        return json.loads(f.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+@dataclass
+class StageCache(CachePolicy):
+    """Prefect cache policy: key = :func:`stage_key` of the task's inputs minus ``exclude``.
+
+    ``runs_param`` names the task parameter holding the runs directory. ``still_valid(result)`` may add
+    a check on the recorded result (e.g. the registered model version still exists).
+    """
+    stage: str = ""
+    runs_param: str = "runs"
+    exclude: tuple[str, ...] = ("tracking",)
+    still_valid: Callable[[dict], bool] | None = None
+
+    def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str | None:
+        inputs = dict(inputs or {})
+        runs = inputs.get(self.runs_param)
+        if runs is None:
+            return None
+        keyed = {k: v for k, v in inputs.items() if k not in self.exclude}
+        key = stage_key(self.stage, keyed)
+        result = read_result(stage_dir(runs, self.stage, key))
+        if result is None or (self.still_valid is not None and not self.still_valid(result)):
+            stale = results_dir(runs) / key
+            if stale.exists():
+                stale.unlink()
+        return key
+
+
+def key_of(stage: str, inputs: dict[str, Any], exclude: tuple[str, ...] = ("tracking",)) -> str:
+    """The same key the task's :class:`StageCache` computes, from inside the task body."""
+    return stage_key(stage, {k: v for k, v in inputs.items() if k not in exclude})

@@ -1,0 +1,88 @@
+"""Shared pieces of the stage tasks: the Prefect options of a cached stage, data splits, stage results.
+
+A stage result is a small JSON dict passed between tasks (never a model object):
+``{"stage", "key", "dir", "checkpoint", "checkpoint_md5", "arch", "macs", "params", "metrics",
+"mlflow_run_id", ...}``; the model itself is the checkpoint file under ``<runs>/<stage>/<key>/``.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amrlib.data.readers import load_dataset
+from amrlib.data.split import split
+from amrlib.measure import count_macs, count_params
+from amrlib.models import load_model, save_model
+
+from .cache import StageCache, key_of, read_result, results_dir, stage_dir, write_result
+from .dvc_store import file_md5
+
+
+def stage_options(stage: str, **policy) -> dict[str, Any]:
+    """``@task`` keyword arguments for a cached stage: JSON result records, our stage key, no retries."""
+    return {"name": stage, "cache_policy": StageCache(stage=stage, **policy), "persist_result": True,
+            "result_serializer": "json", "retries": 0}
+
+
+def bind_storage(task_obj, runs: str | Path):
+    """The task with its Prefect result records stored under ``<runs>/.prefect-results``."""
+    return task_obj.with_options(result_storage=results_dir(runs).resolve())
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, md5: str):
+    return load_dataset(path).load()
+
+
+def load_splits(data: dict[str, Any], split_cfg: dict[str, Any]):
+    """(train, val, test) of the fetched dataset, in memory; keyed by the file's md5."""
+    ds = _load(data["path"], data["md5"])
+    return split(ds, fractions=tuple(split_cfg["fractions"]), seed=int(split_cfg["seed"]))
+
+
+class Stage:
+    """The output folder of one stage run, and a cheap early exit when it already finished.
+
+    ``Stage(name, inputs, runs)``: ``.dir`` is ``<runs>/<name>/<key[:16]>``, ``.done`` the recorded
+    result if the folder holds one (then the task returns it without recomputing, e.g. when it is
+    called through ``task.fn`` or Prefect's record was lost).
+    """
+
+    def __init__(self, name: str, inputs: dict[str, Any], runs: str | Path):
+        self.name = name
+        self.key = key_of(name, inputs)
+        self.dir = stage_dir(runs, name, self.key)
+        self.done = read_result(self.dir)
+
+    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
+        return write_result(self.dir, {"stage": self.name, "key": self.key, "dir": str(self.dir), **result})
+
+
+def model_summary(model: torch.nn.Module, checkpoint: Path) -> dict[str, Any]:
+    return {"checkpoint": str(checkpoint), "checkpoint_md5": file_md5(checkpoint), "arch_name": model.arch.get("name"),
+            "macs": count_macs(model), "params": count_params(model)}
+
+
+def save_stage_model(model: torch.nn.Module, stage: Stage, extra: dict | None = None) -> dict[str, Any]:
+    path = save_model(model, stage.dir / "model.pt", extra=extra)
+    return model_summary(model, path)
+
+
+def load_stage_model(result: dict[str, Any]) -> torch.nn.Module:
+    """Load the checkpoint a stage recorded, refusing one whose bytes changed since."""
+    path = Path(result["checkpoint"])
+    got = file_md5(path) if path.exists() else None
+    if got != result["checkpoint_md5"]:
+        raise RuntimeError(f"{path}: checkpoint of stage {result.get('stage')} is "
+                           f"{'missing' if got is None else 'modified (md5 ' + got + ')'}; expected md5 "
+                           f"{result['checkpoint_md5']}. Delete {result.get('dir')} to recompute that stage.")
+    return load_model(path)
+
+
+def epoch_logger(run, prefix: str = ""):
+    def log(rec: dict) -> None:
+        run.metrics({f"{prefix}{k}": v for k, v in rec.items() if k != "epoch"}, step=int(rec["epoch"]))
+    return log

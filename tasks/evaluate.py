@@ -1,0 +1,59 @@
+"""The ``evaluate`` stage: test-split accuracy (overall, per SNR, high SNR), confusion matrix, MACs,
+parameters, CPU latency, and the reductions / accuracy drop against a reference (the parent model)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefect import task
+
+from amrlib.measure import measure_latency
+from amrlib.train import evaluate as evaluate_model
+
+from .common import Stage, load_splits, load_stage_model, stage_options
+from .tracking import StageRun, plot_evaluation, snr_metrics
+
+
+def compare(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
+    """Accuracy drop and cost reductions of ``candidate`` against ``reference`` (both evaluations)."""
+    return {"accuracy_drop": reference["accuracy"] - candidate["accuracy"],
+            "mac_reduction": 1 - candidate["macs"] / reference["macs"],
+            "param_reduction": 1 - candidate["params"] / reference["params"],
+            "speedup_b1": (reference["latency"]["b1"]["median_s"] / candidate["latency"]["b1"]["median_s"]
+                           if "b1" in reference["latency"] and "b1" in candidate["latency"] else None)}
+
+
+@task(**stage_options("evaluate"))
+def evaluate(role: str, settings: dict, model: dict, reference: dict | None, data: dict, split: dict, runs: str,
+             tracking: dict | None) -> dict:
+    """Evaluate one model (``role``: "base" or "pruned") on the test split; never on train/val."""
+    stage = Stage("evaluate", {"role": role, "settings": settings, "model": model, "reference": reference,
+                               "data": data, "split": split, "runs": runs}, runs)
+    if stage.done:
+        return stage.done
+    with StageRun(tracking, f"evaluate-{role}", {"role": role}) as run:
+        net = load_stage_model(model)
+        _, _, test = load_splits(data, split)
+        ev = evaluate_model(net, test, high_snr=int(settings["high_snr_db"]))
+        latency = {f"b{b}": measure_latency(net, batch_size=b, threads=int(settings["latency_threads"]),
+                                            repeats=int(settings["latency_repeats"]))
+                   for b in settings["latency_batch_sizes"]}
+        result = {"role": role, "accuracy": ev["accuracy"], "high_snr_accuracy": ev["high_snr_accuracy"],
+                  "per_snr": {str(k): v for k, v in ev["per_snr"].items()}, "confusion": ev["confusion"],
+                  "classes": ev["classes"], "frames": ev["frames"], "macs": model["macs"], "params": model["params"],
+                  "latency": latency, "checkpoint_md5": model["checkpoint_md5"]}
+        if reference is not None:
+            result["vs_reference"] = compare(result, reference)
+        metrics = {"test_accuracy": ev["accuracy"], "test_high_snr_accuracy": ev["high_snr_accuracy"],
+                   "macs": model["macs"], "params": model["params"], **snr_metrics(ev["per_snr"]),
+                   **{f"latency_{b}_median_s": v["median_s"] for b, v in latency.items()},
+                   **{f"latency_{b}_frames_per_s": v["frames_per_s"] for b, v in latency.items()},
+                   **result.get("vs_reference", {})}
+        run.metrics(metrics)
+        pngs = plot_evaluation(result, stage.dir, f"{role} {model.get('arch_name')}")
+        ev_path = stage.dir / "evaluation.json"
+        ev_path.write_text(json.dumps(result, indent=1))
+        for p in [ev_path, *pngs]:
+            run.artifact(p)
+        return stage.finish({**result, "metrics": metrics, "plots": [str(p) for p in pngs],
+                             "mlflow_run_id": run.run_id})

@@ -1,0 +1,37 @@
+"""The MLflow "model from code" for every registered amr-prune model (base and pruned).
+
+MLflow copies this file into the logged model and runs it at load time (``mlflow.models.set_model``),
+so loading ``models:/<name>@champion`` never unpickles anything: the weights come from the model's
+``checkpoint`` artefact, an amr-prune checkpoint (architecture JSON + state dict) read by
+:func:`amrlib.models.load_model` with ``torch.load(weights_only=True)``. A pruned model's architecture
+spec records its pruned widths and removed blocks, so no plan replay is needed to load it.
+
+``predict`` takes float32 IQ frames ``[n, 2, L]`` and returns float32 logits ``[n, num_classes]``
+(one row of class scores per frame; the class names are in the model's metadata ``classes``).
+"""
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+from mlflow.pyfunc import PythonModel
+
+
+class AmrPruneModel(PythonModel):
+    def load_context(self, context):
+        import torch
+
+        from amrlib.models import load_model
+
+        self.model = load_model(context.artifacts["checkpoint"])
+        self.frame_length = int(self.model.arch["frame_length"])
+        self._torch = torch
+
+    def predict(self, context, model_input, params=None):
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != 2 or x.shape[2] != self.frame_length:
+            raise ValueError(f"expected float32 IQ frames [n, 2, {self.frame_length}], got shape {x.shape}")
+        with self._torch.no_grad():
+            return self.model(self._torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+mlflow.models.set_model(AmrPruneModel())

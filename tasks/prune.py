@@ -1,0 +1,100 @@
+"""FCOS pruning stages around :mod:`amrlib.pruning`: ``channel_stage`` (stage 1: cluster channels and
+fuse their parameters) and ``lacd`` (stage 2: layer pruning by linear-probe diagnosis).
+
+Each writes the pruned model's checkpoint and the cumulative pruning plan (``plan.json``: replayed on the
+parent by :func:`amrlib.pruning.rebuild`), and logs plan / diagnosis as MLflow artefacts.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from prefect import task
+
+import amrlib.pruning as pruning
+
+from .common import Stage, load_splits, load_stage_model, save_stage_model, stage_options
+from .tracking import StageRun
+
+
+def lacd_available() -> bool:
+    """Whether this amrlib has the LaCD stage (the flow offers only stages that exist)."""
+    return callable(getattr(pruning, "lacd", None))
+
+
+def _reductions(before: dict, after: dict) -> dict[str, float]:
+    return {"mac_reduction": 1 - after["macs"] / before["macs"],
+            "param_reduction": 1 - after["params"] / before["params"]}
+
+
+@task(**stage_options("channel_stage"))
+def channel_stage(settings: dict, parent: dict, runs: str, tracking: dict | None) -> dict:
+    """FCOS stage 1 on the pretrained parent (data-free: clusters the channels by their weights)."""
+    stage = Stage("channel_stage", {"settings": settings, "parent": parent, "runs": runs}, runs)
+    if stage.done:
+        return stage.done
+    with StageRun(tracking, "channel_stage") as run:
+        run.params({"channel_stage": settings, "parent_checkpoint_md5": parent["checkpoint_md5"]})
+        model = load_stage_model(parent)
+        t0 = time.perf_counter()
+        pruned, plan = pruning.channel_stage(model, **settings)
+        seconds = time.perf_counter() - t0
+        saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
+        plan_path = stage.dir / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=1))
+        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(parent, saved)}
+        run.metrics(metrics)
+        run.artifact(plan_path)
+        return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
+                             "parent_checkpoint_md5": parent["checkpoint_md5"], "mlflow_run_id": run.run_id})
+
+
+@task(**stage_options("lacd"))
+def lacd(settings: dict, pruned: dict, data: dict, split: dict, runs: str, tracking: dict | None) -> dict:
+    """FCOS stage 2 (LaCD) on the channel-pruned model: probe each block, remove the redundant ones."""
+    if not lacd_available():
+        raise RuntimeError("amrlib.pruning has no lacd(): this stage is not built yet (set lacd.enabled: false)")
+    stage = Stage("lacd", {"settings": settings, "pruned": pruned, "data": data, "split": split, "runs": runs}, runs)
+    if stage.done:
+        return stage.done
+    with StageRun(tracking, "lacd") as run:
+        run.params({"lacd": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+        model = load_stage_model(pruned)
+        train, val, _ = load_splits(data, split)
+        t0 = time.perf_counter()
+        compact, diagnosis = pruning.lacd(model, train, val, **settings)
+        seconds = time.perf_counter() - t0
+        saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
+        diagnosis_path = stage.dir / "diagnosis.json"
+        diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
+        plan = _extend_plan(pruned.get("plan"), diagnosis, compact)
+        plan_path = stage.dir / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=1))
+        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(pruned, saved)}
+        run.metrics(metrics)
+        run.artifact(diagnosis_path)
+        run.artifact(plan_path)
+        return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
+                             "method": "fcos", "parent_checkpoint_md5": pruned["checkpoint_md5"],
+                             "mlflow_run_id": run.run_id})
+
+
+def _jsonable(obj: Any):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def _extend_plan(plan_path: str | None, diagnosis: Any, compact) -> dict:
+    """The channel plan followed by LaCD's layer stage, so the whole FCOS plan rebuilds from the parent."""
+    plan = json.loads(open(plan_path).read()) if plan_path else {"version": 1, "stages": []}
+    layer = diagnosis.get("plan_stage") if isinstance(diagnosis, dict) else None
+    if layer is None and isinstance(diagnosis, dict) and "removed" in diagnosis:
+        layer = {"stage": "layer", "method": "fcos", "removed": list(diagnosis["removed"])}
+    if layer is not None:
+        plan["stages"].append(layer)
+    plan["arch"] = compact.arch
+    return plan

@@ -1,0 +1,217 @@
+"""The MLflow model registry: register every model version with lineage tags, alias ``challenger``, and
+the promotion gate that moves ``champion`` (aliases and tags only; stages are deprecated).
+
+A version is logged as a "model from code" (tasks/mlflow_model.py) whose ``checkpoint`` artefact is the
+amr-prune checkpoint (architecture JSON + state dict): ``mlflow.pyfunc.load_model("models:/NAME@champion")``
+needs no pickle. Its MLflow metadata carries ``classes`` and ``frame_length``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, infer_signature
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from .common import Stage, load_stage_model, model_summary, stage_options
+from .dvc_store import file_md5
+from .tracking import StageRun, client_for
+
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2", "amr-prune"]
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+def _version_still_there(result: dict) -> bool:
+    try:
+        mv = client_for({"uri": result["registry_uri"]}).get_model_version(result["name"], result["version"])
+        return mv.run_id == result["run_id"]
+    except Exception:
+        return False
+
+
+def alias_version(client, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+@task(**stage_options("register", still_valid=_version_still_there))
+def register(role: str, name: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
+             registry_uri: str, runs: str, tracking: dict) -> dict:
+    """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.
+
+    Tags: data md5, git commit, parent model name/version, method, flow run id, compression metrics.
+    """
+    stage = Stage("register", {"role": role, "name": name, "model": model, "evaluation": evaluation,
+                               "parent": parent, "data": data, "registry_uri": registry_uri, "runs": runs}, runs)
+    if stage.done and _version_still_there(stage.done):
+        return stage.done
+    client = client_for(tracking)
+    with StageRun(tracking, f"register-{role}", {"role": role}) as run:
+        net = load_stage_model(model)
+        x = np.zeros((2, 2, int(net.arch["frame_length"])), dtype=np.float32)
+        with torch.no_grad():
+            y = net(torch.from_numpy(x)).numpy()
+        tags = lineage_tags(role, model, evaluation, parent, data, tracking)
+        logged = client.create_logged_model(tracking["experiment_id"], name="model", source_run_id=run.run_id,
+                                            tags={"role": role})
+        artifacts = {"checkpoint": model["checkpoint"]}
+        if model.get("plan"):
+            artifacts["plan"] = model["plan"]
+        with warnings.catch_warnings():  # MLflow nags about type hints / input examples: we give a signature
+            warnings.simplefilter("ignore", UserWarning)
+            info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
+                             model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
+                             pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
+                             metadata={"classes": list(data["classes"]),
+                                       "frame_length": int(net.arch["frame_length"]),
+                                       "arch_name": net.arch.get("name"), "role": role})
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description=f"amr-prune {role} models (FCOS pipeline)")
+        mv = client.create_model_version(name, source=info.model_uri, run_id=run.run_id, tags=tags,
+                                         model_id=info.model_id)
+        client.set_registered_model_alias(name, CHALLENGER, mv.version)
+        run.tags_({"registered_model": name, "registered_version": mv.version})
+        return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": run.run_id,
+                             "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
+                             "tags": tags})
+
+
+def lineage_tags(role: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
+                 tracking: dict) -> dict[str, str]:
+    tags = {"role": role, "method": model.get("method", "pretrain"), "data_md5": data["md5"],
+            "data_dvc_file": data["dvc_file"], "data_path": data["relpath"],
+            "git_commit": tracking.get("git_commit", "unknown"),
+            "flow_run_id": tracking.get("flow_run_id", "unknown"),
+            "mlflow_parent_run_id": tracking.get("parent_run_id") or "",
+            "arch": model.get("arch_name", ""), "checkpoint_md5": model["checkpoint_md5"],
+            "macs": str(model["macs"]), "params": str(model["params"]),
+            "test_accuracy": f"{evaluation['accuracy']:.6f}",
+            "test_high_snr_accuracy": f"{evaluation['high_snr_accuracy']}",
+            "parent_model": parent["name"] if parent else "", "parent_version": parent["version"] if parent else ""}
+    for k, v in (evaluation.get("vs_reference") or {}).items():
+        if v is not None:
+            tags[k] = f"{v:.6f}"
+    return tags
+
+
+@task(name="reuse_base", cache_policy=NO_CACHE)
+def reuse_base(name: str, alias: str, runs: str, tracking: dict) -> tuple[dict, dict]:
+    """The registered base model ``name@alias`` as a stage result (its checkpoint copied under runs/)."""
+    client = client_for(tracking)
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise RuntimeError(f"pretrain.reuse_alias: no registered model version {name}@{alias} at "
+                           f"{tracking['uri']} ({exc.message})") from None
+    checkpoint = download_checkpoint(name, mv.version, Path(runs) / "reuse" / f"{name}-v{mv.version}")
+    net = load_stage_model({"checkpoint": str(checkpoint), "checkpoint_md5": file_md5(checkpoint)})
+    result = {"stage": "reuse_base", "method": "pretrain", **model_summary(net, checkpoint),
+              "dir": str(checkpoint.parent), "metrics": {}, "mlflow_run_id": mv.run_id}
+    version = {"role": "base", "name": name, "version": str(mv.version), "run_id": mv.run_id,
+               "model_uri": f"models:/{name}/{mv.version}", "registry_uri": tracking["uri"], "tags": dict(mv.tags)}
+    return result, version
+
+
+def download_checkpoint(name: str, version: str, dest: Path) -> Path:
+    """The amr-prune checkpoint artefact of a registered version, copied to ``dest/model.pt``."""
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    found = list(local.rglob("*.pt"))
+    if len(found) != 1:
+        raise RuntimeError(f"models:/{name}/{version}: expected one checkpoint artefact, found {found}")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(found[0], dest / "model.pt")
+    return dest / "model.pt"
+
+
+def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_reduction: float,
+                  gate: dict[str, Any]) -> dict[str, Any]:
+    """Pass when the accuracy drop vs ``reference`` <= bound and the MAC reduction >= target."""
+    drop = reference["accuracy"] - candidate["accuracy"]
+    reasons = []
+    if drop > gate["max_accuracy_drop"]:
+        reasons.append(f"accuracy drop {drop:.4f} > allowed {gate['max_accuracy_drop']:.4f}")
+    if mac_reduction < gate["min_mac_reduction"]:
+        reasons.append(f"MAC reduction {mac_reduction:.4f} < required {gate['min_mac_reduction']:.4f}")
+    return {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "reasons": reasons,
+            "bounds": dict(gate)}
+
+
+@task(name="promotion_gate", cache_policy=NO_CACHE)
+def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gate: dict, tracking: dict) -> dict:
+    """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent."""
+    mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
+    decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
+    return apply_decision(version, decision, tracking)
+
+
+def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
+    client = client_for(tracking)
+    name, v = version["name"], version["version"]
+    before = alias_version(client, name, CHAMPION)
+    for k in ("passed", "accuracy_drop", "mac_reduction"):
+        client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
+    client.set_model_version_tag(name, v, "gate.reasons", "; ".join(decision["reasons"]) or "ok")
+    if decision["passed"]:
+        client.set_registered_model_alias(name, CHAMPION, v)
+    decision = {**decision, "name": name, "version": v, "champion_before": before,
+                "champion_after": v if decision["passed"] else before}
+    with StageRun(tracking, "promotion_gate", {"registered_model": name, "version": v}) as run:
+        run.metrics({"gate_passed": float(decision["passed"]), "accuracy_drop": decision["accuracy_drop"],
+                     "mac_reduction": decision["mac_reduction"]})
+        run.tags_({"gate.reasons": "; ".join(decision["reasons"]) or "ok"})
+    return decision
+
+
+@task(name="base_champion", cache_policy=NO_CACHE)
+def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
+    """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
+    as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow."""
+    client = client_for(tracking)
+    name = version["name"]
+    current = alias_version(client, name, CHAMPION)
+    moved = False
+    if current is None:
+        moved = True
+    elif current != version["version"]:
+        tags = client.get_model_version(name, current).tags
+        if tags.get("data_md5") == version["tags"]["data_md5"] and \
+                float(tags.get("test_accuracy", "nan")) <= evaluation["accuracy"]:
+            moved = True
+    if moved:
+        client.set_registered_model_alias(name, CHAMPION, version["version"])
+    return {"name": name, "version": version["version"], "champion_before": current,
+            "champion_after": version["version"] if moved else current}
+
+
+def registry_state(uri: str, names: list[str]) -> list[dict[str, Any]]:
+    """Every version of ``names`` with its tags and aliases (aliases read from the registered model)."""
+    client = client_for({"uri": uri})
+    out = []
+    for name in names:
+        try:
+            rm = client.get_registered_model(name)
+        except MlflowException:
+            continue
+        aliases = dict(rm.aliases or {})
+        for mv in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version)):
+            out.append({"name": name, "version": mv.version, "aliases": sorted(a for a, v in aliases.items()
+                                                                            if str(v) == str(mv.version)),
+                        "tags": dict(mv.tags), "run_id": mv.run_id})
+    return out
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True, default=str)

@@ -1,0 +1,196 @@
+"""MLflow tracking with explicit run ids (MlflowClient): one parent run per flow run, one nested run per stage.
+
+MLflow's fluent "active run" is per thread; nothing here uses it, so concurrent tasks never log into
+each other's runs. The tracking context handed to tasks is a small dict
+``{"uri", "experiment_id", "parent_run_id"}`` (kept out of cache keys).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.time import get_current_time_millis
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+
+
+def client_for(tracking: dict[str, Any]) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking["uri"], registry_uri=tracking["uri"])
+
+
+def setup(uri: str, experiment: str, artifact_location: str | None) -> dict[str, Any]:
+    """Point MLflow at ``uri`` and return the tracking context for ``experiment`` (created if needed).
+
+    ``mlflow.set_tracking_uri`` is process-wide (not per thread); model logging resolves it from there.
+    """
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        exp_id = client.create_experiment(experiment, artifact_location=artifact_location)
+    elif exp.lifecycle_stage == "deleted":
+        raise RuntimeError(f"MLflow experiment {experiment!r} at {uri} is deleted: restore it "
+                           f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or use another name")
+    else:
+        exp_id = exp.experiment_id
+    return {"uri": uri, "experiment_id": exp_id, "parent_run_id": None}
+
+
+def start_run(tracking: dict[str, Any], name: str, tags: dict[str, str] | None = None,
+              parent_run_id: str | None = None) -> str:
+    tags = dict(tags or {})
+    parent = parent_run_id or tracking.get("parent_run_id")
+    if parent:
+        tags[PARENT_TAG] = parent
+    run = client_for(tracking).create_run(tracking["experiment_id"], run_name=name, tags=tags)
+    return run.info.run_id
+
+
+def end_run(tracking: dict[str, Any], run_id: str, ok: bool = True) -> None:
+    client_for(tracking).set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+
+class StageRun:
+    """``with StageRun(tracking, "pretrain") as run: run.metrics({...})`` — a nested run, FAILED on error."""
+
+    def __init__(self, tracking: dict[str, Any] | None, name: str, tags: dict[str, str] | None = None):
+        self.tracking, self.name, self.tags = tracking, name, tags or {}
+        self.run_id: str | None = None
+        self.client = client_for(tracking) if tracking else None
+
+    def __enter__(self) -> "StageRun":
+        if self.tracking:
+            self.run_id = start_run(self.tracking, self.name, {"stage": self.name, **self.tags})
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.run_id:
+            end_run(self.tracking, self.run_id, ok=exc_type is None)
+        return False
+
+    def params(self, params: dict[str, Any]) -> None:
+        if self.run_id:
+            log_params(self.client, self.run_id, params)
+
+    def metrics(self, metrics: dict[str, Any], step: int = 0) -> None:
+        if self.run_id:
+            log_metrics(self.client, self.run_id, metrics, step)
+
+    def tags_(self, tags: dict[str, Any]) -> None:
+        if self.run_id:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        if self.run_id:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    flat = flatten(params)
+    items = []
+    for k, v in flat.items():
+        s = json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)
+        items.append(Param(k, s[:MAX_PARAM_CHARS]))
+    for i in range(0, len(items), 100):       # MLflow accepts at most 100 params per batch
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
+    now = get_current_time_millis()
+    items = [Metric(k, float(v), now, int(step)) for k, v in flatten(metrics).items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[i:i + 1000])
+
+
+def log_json(client: MlflowClient, run_id: str, obj: Any, artifact_file: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / Path(artifact_file).name
+        p.write_text(json.dumps(obj, indent=1, sort_keys=True))
+        parent = str(Path(artifact_file).parent)
+        client.log_artifact(run_id, str(p), None if parent == "." else parent)
+
+
+def git_commit(root: str | os.PathLike) -> str:
+    """HEAD of the repository at ``root`` (``+dirty`` when tracked files differ); "unknown" outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=root, capture_output=True,
+                               timeout=10).returncode != 0
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def snr_metrics(per_snr: dict[Any, float], prefix: str = "test_accuracy_snr") -> dict[str, float]:
+    """``{"test_accuracy_snr_-20db": ...}`` — one metric per SNR (MLflow names take digits and '-')."""
+    return {f"{prefix}_{int(s)}db": float(a) for s, a in per_snr.items()}
+
+
+def plot_evaluation(evaluation: dict[str, Any], out_dir: Path, title: str) -> list[Path]:
+    """Confusion matrix and accuracy-vs-SNR PNGs (matplotlib, Agg backend, no display)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    classes = evaluation["classes"]
+    conf = np.asarray(evaluation["confusion"], dtype=float)
+    norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: confusion (test, row-normalised)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    confusion_png = out_dir / "confusion_matrix.png"
+    fig.savefig(confusion_png, dpi=100)
+    plt.close(fig)
+
+    snrs = sorted(int(s) for s in evaluation["per_snr"])
+    acc = [evaluation["per_snr"][str(s)] if str(s) in evaluation["per_snr"] else evaluation["per_snr"][s]
+           for s in snrs]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(snrs, acc, marker="o")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{title}: accuracy vs SNR (overall {evaluation['accuracy']:.3f})")
+    fig.tight_layout()
+    snr_png = out_dir / "accuracy_vs_snr.png"
+    fig.savefig(snr_png, dpi=100)
+    plt.close(fig)
+    return [confusion_png, snr_png]
+
+
+def iter_runs(tracking: dict[str, Any], parent_run_id: str) -> Iterable:
+    """Nested runs of a parent run."""
+    return client_for(tracking).search_runs([tracking["experiment_id"]],
+                                            filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'")

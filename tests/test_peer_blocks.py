@@ -1,4 +1,4 @@
-"""Unit removal through the architecture spec: shallower, same function as bypassing, exact MAC savings."""
+"""Unit removal as the layer peers use it (the shared remove_blocks): bypass semantics, exact MAC savings."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +7,8 @@ from amrlib.measure import count_macs, count_params
 from amrlib.models import build_from_arch, build_model
 from amrlib.models.layers import ChannelMap, Remnant
 from amrlib.pruning.api import PruningError
-from amrlib.pruning.peers import remove_blocks, removable_blocks
+from amrlib.pruning.layers import remove_blocks
+from amrlib.pruning.peers import removable_blocks
 from amrlib.pruning.peers.macs import block_savings
 
 
@@ -68,9 +69,9 @@ def test_cnn1d_unit_and_vgg_layer_removal():
 
 def test_refusals():
     m = build_model("resnet20", 3, 128)
-    with pytest.raises(PruningError, match="cannot be removed"):
+    with pytest.raises(PruningError, match="stem"):
         remove_blocks(m, ["conv1"])
-    with pytest.raises(PruningError, match="no unit"):
+    with pytest.raises(PruningError, match="no such unit"):
         remove_blocks(m, ["layer9.0"])
     once = remove_blocks(m, ["layer1.0"])
     with pytest.raises(PruningError, match="already removed"):

@@ -12,7 +12,7 @@ Channel methods (target met within ``tolerance``, default 2 points, else Pruning
 Layer methods (whole units; unreachable targets are reported, not raised):
 ``layer_cka`` (:mod:`.layer_cka`), ``lcp`` (:mod:`.lcp`).
 """
-from .blocks import remove_blocks, removable_blocks
+from .depth import removable_blocks
 from .classic import prune_bn_scale, prune_fpgm, prune_l1, prune_random
 from .layer_cka import prune_layer_cka
 from .lcp import prune_lcp
@@ -31,5 +31,5 @@ CHANNEL_METHODS = ("l1", "bn_scale", "fpgm", "random", "ssbn")
 LAYER_METHODS = ("layer_cka", "lcp")
 
 __all__ = ["PEER_METHODS", "CHANNEL_METHODS", "LAYER_METHODS", "prune_l1", "prune_bn_scale", "prune_fpgm",
-           "prune_random", "prune_ssbn", "prune_layer_cka", "prune_lcp", "remove_blocks", "removable_blocks",
+           "prune_random", "prune_ssbn", "prune_layer_cka", "prune_lcp", "removable_blocks",
            "SSBNImportance", "ssbn_scores"]

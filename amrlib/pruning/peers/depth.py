@@ -1,5 +1,9 @@
 """What the layer (unit-removal) peers share: MAC bookkeeping, the removal, the result.
 
+Removal itself is the project's shared :func:`amrlib.pruning.layers.remove_blocks` (a residual block
+leaves its shortcut and ReLU, a VGG layer an identity), so plans replay through
+:func:`amrlib.pruning.rebuild`.
+
 Removing whole units is coarse: a method proposes units to remove, the MAC reduction that gives is
 exact from :func:`.macs.block_savings` (verified on the rebuilt network with ``count_macs``). When
 even the largest removal the method allows falls short of the target, the network is still returned
@@ -12,11 +16,15 @@ import time
 from torch import nn
 
 from ..api import PruneResult, PruningError
-from .blocks import remove_blocks
+from ..layers import remove_blocks
 from .common import finish, plan_shell
 from .macs import block_savings
 
 DEFAULT_LAYER_TOLERANCE = 0.02
+
+
+def removable_blocks(model: nn.Module) -> list[str]:
+    return [b.name for b in model.structure().blocks if b.removable]
 
 
 class DepthCost:

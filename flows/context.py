@@ -10,12 +10,13 @@ from prefect.runtime import flow_run
 
 from tasks import data as data_tasks
 from tasks import evaluate as eval_tasks
+from tasks import gate as gate_tasks
 from tasks import prune as prune_tasks
 from tasks import registry as registry_tasks
 from tasks import train as train_tasks
 from tasks import tracking
 from tasks.common import bind_storage
-from tasks.config import ConfigError, PipelineConfig, load_config
+from tasks.config import REPO_ROOT, ConfigError, PipelineConfig, load_config
 
 
 def check_offered(cfg: PipelineConfig) -> None:
@@ -29,14 +30,14 @@ def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:
     return SimpleNamespace(
         fetch_dataset=data_tasks.fetch_dataset,
         pretrain=bind_storage(train_tasks.pretrain, runs),
-        reuse_base=registry_tasks.reuse_base,
+        checkout_version=registry_tasks.checkout_version,
         channel_stage=bind_storage(prune_tasks.channel_stage, runs),
         lacd=bind_storage(prune_tasks.lacd, runs),
         finetune=bind_storage(train_tasks.finetune, runs),
         evaluate=bind_storage(eval_tasks.evaluate, runs),
         register=bind_storage(registry_tasks.register, runs),
-        base_champion=registry_tasks.base_champion,
-        promotion_gate=registry_tasks.promotion_gate,
+        base_champion=gate_tasks.base_champion,
+        promotion_gate=gate_tasks.promotion_gate,
     )
 
 
@@ -55,7 +56,7 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     cfg.runs_path.mkdir(parents=True, exist_ok=True)
     t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location())
     run_id = str(flow_run.get_id() or "local")
-    commit = tracking.git_commit(cfg.root_path)
+    commit = tracking.git_commit(REPO_ROOT)
     parent = tracking.start_run(t, f"{flow_name}-{flow_run.get_name() or run_id[:8]}",
                                 {"flow": flow_name, "prefect_flow_run_id": run_id, "git_commit": commit,
                                  "config_file": str(config)})

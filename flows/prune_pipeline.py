@@ -30,7 +30,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
 
         # the parent network: trained here, or a registered base reused by alias
         if cfg.pretrain.reuse_alias:
-            base, base_version = T.reuse_base(cfg.base_model_name, cfg.pretrain.reuse_alias, runs, t)
+            base, base_version = T.checkout_version(cfg.base_model_name, cfg.pretrain.reuse_alias, None, runs, t)
             base_eval = T.evaluate("base", cfg.evaluate.model_dump(), base, None, data, split, runs, t)
         else:
             base = T.pretrain(cfg.pretrain.model_dump(), cfg.model.model_dump(), data, split, runs, t)

@@ -263,6 +263,8 @@ def parse_config(data: dict[str, Any] | None, where: str = "<config>") -> Pipeli
 def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Read and validate a YAML configuration; ``overrides`` (nested dicts) are merged on top."""
     path = Path(path)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path             # "configs/default.yaml" from any working directory
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:

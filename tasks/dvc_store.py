@@ -216,9 +216,10 @@ def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | Non
             recipe = rec["meta"].get("synthetic")
             if not recipe:
                 raise DataStoreError(f"{rel} (md5 {rec['md5']}) is not in DVC remote {name!r} "
-                                     f"({remote_url(repo, name)}) and {dvc_file} records no generator settings: "
-                                     f"push it from a machine that has it (`dvc push {dvc_file}`)")
-            log(f"[data] remote {name!r} does not hold {rel}: generating it from the settings in {dvc_file}")
+                                     f"({remote_url(repo, name)}), or its copy there fails the checksum, and "
+                                     f"{dvc_file} records no generator settings: push it from a machine that "
+                                     f"has it (`dvc push {dvc_file}`)")
+            log(f"[data] remote {name!r} has no valid copy of {rel}: generating it from the settings in {dvc_file}")
             tmp = generate(recipe, path)
             got = file_md5(tmp)
             if got != rec["md5"]:

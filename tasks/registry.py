@@ -107,22 +107,23 @@ def lineage_tags(role: str, model: dict, evaluation: dict, parent: dict | None, 
     return tags
 
 
-@task(name="reuse_base", cache_policy=NO_CACHE)
-def reuse_base(name: str, alias: str, runs: str, tracking: dict) -> tuple[dict, dict]:
-    """The registered base model ``name@alias`` as a stage result (its checkpoint copied under runs/)."""
+@task(name="checkout_version", cache_policy=NO_CACHE)
+def checkout_version(name: str, alias: str | None, version: str | None, runs: str, tracking: dict) -> tuple[dict, dict]:
+    """A registered version (by ``alias`` or ``version``) as a stage result: its checkpoint is copied
+    under ``<runs>/registry/`` and checked to load. Returns ``(model result, version record)``."""
     client = client_for(tracking)
     try:
-        mv = client.get_model_version_by_alias(name, alias)
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
     except MlflowException as exc:
-        raise RuntimeError(f"pretrain.reuse_alias: no registered model version {name}@{alias} at "
-                           f"{tracking['uri']} ({exc.message})") from None
-    checkpoint = download_checkpoint(name, mv.version, Path(runs) / "reuse" / f"{name}-v{mv.version}")
+        raise RuntimeError(f"no registered model version {name}{'@' + alias if alias else ' v' + str(version)} "
+                           f"at {tracking['uri']} ({exc.message})") from None
+    checkpoint = download_checkpoint(name, str(mv.version), Path(runs) / "registry" / f"{name}-v{mv.version}")
     net = load_stage_model({"checkpoint": str(checkpoint), "checkpoint_md5": file_md5(checkpoint)})
-    result = {"stage": "reuse_base", "method": "pretrain", **model_summary(net, checkpoint),
+    result = {"stage": "registry", "method": mv.tags.get("method", "pretrain"), **model_summary(net, checkpoint),
               "dir": str(checkpoint.parent), "metrics": {}, "mlflow_run_id": mv.run_id}
-    version = {"role": "base", "name": name, "version": str(mv.version), "run_id": mv.run_id,
-               "model_uri": f"models:/{name}/{mv.version}", "registry_uri": tracking["uri"], "tags": dict(mv.tags)}
-    return result, version
+    record = {"role": mv.tags.get("role", ""), "name": name, "version": str(mv.version), "run_id": mv.run_id,
+              "model_uri": f"models:/{name}/{mv.version}", "registry_uri": tracking["uri"], "tags": dict(mv.tags)}
+    return result, record
 
 
 def download_checkpoint(name: str, version: str, dest: Path) -> Path:
@@ -136,66 +137,6 @@ def download_checkpoint(name: str, version: str, dest: Path) -> Path:
     return dest / "model.pt"
 
 
-def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_reduction: float,
-                  gate: dict[str, Any]) -> dict[str, Any]:
-    """Pass when the accuracy drop vs ``reference`` <= bound and the MAC reduction >= target."""
-    drop = reference["accuracy"] - candidate["accuracy"]
-    reasons = []
-    if drop > gate["max_accuracy_drop"]:
-        reasons.append(f"accuracy drop {drop:.4f} > allowed {gate['max_accuracy_drop']:.4f}")
-    if mac_reduction < gate["min_mac_reduction"]:
-        reasons.append(f"MAC reduction {mac_reduction:.4f} < required {gate['min_mac_reduction']:.4f}")
-    return {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "reasons": reasons,
-            "bounds": dict(gate)}
-
-
-@task(name="promotion_gate", cache_policy=NO_CACHE)
-def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gate: dict, tracking: dict) -> dict:
-    """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent."""
-    mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
-    decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
-    return apply_decision(version, decision, tracking)
-
-
-def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
-    client = client_for(tracking)
-    name, v = version["name"], version["version"]
-    before = alias_version(client, name, CHAMPION)
-    for k in ("passed", "accuracy_drop", "mac_reduction"):
-        client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
-    client.set_model_version_tag(name, v, "gate.reasons", "; ".join(decision["reasons"]) or "ok")
-    if decision["passed"]:
-        client.set_registered_model_alias(name, CHAMPION, v)
-    decision = {**decision, "name": name, "version": v, "champion_before": before,
-                "champion_after": v if decision["passed"] else before}
-    with StageRun(tracking, "promotion_gate", {"registered_model": name, "version": v}) as run:
-        run.metrics({"gate_passed": float(decision["passed"]), "accuracy_drop": decision["accuracy_drop"],
-                     "mac_reduction": decision["mac_reduction"]})
-        run.tags_({"gate.reasons": "; ".join(decision["reasons"]) or "ok"})
-    return decision
-
-
-@task(name="base_champion", cache_policy=NO_CACHE)
-def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
-    """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
-    as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow."""
-    client = client_for(tracking)
-    name = version["name"]
-    current = alias_version(client, name, CHAMPION)
-    moved = False
-    if current is None:
-        moved = True
-    elif current != version["version"]:
-        tags = client.get_model_version(name, current).tags
-        if tags.get("data_md5") == version["tags"]["data_md5"] and \
-                float(tags.get("test_accuracy", "nan")) <= evaluation["accuracy"]:
-            moved = True
-    if moved:
-        client.set_registered_model_alias(name, CHAMPION, version["version"])
-    return {"name": name, "version": version["version"], "champion_before": current,
-            "champion_after": version["version"] if moved else current}
-
-
 def registry_state(uri: str, names: list[str]) -> list[dict[str, Any]]:
     """Every version of ``names`` with its tags and aliases (aliases read from the registered model)."""
     client = client_for({"uri": uri})
@@ -207,7 +148,7 @@ def registry_state(uri: str, names: list[str]) -> list[dict[str, Any]]:
             continue
         aliases = dict(rm.aliases or {})
         for mv in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version)):
-            out.append({"name": name, "version": mv.version, "aliases": sorted(a for a, v in aliases.items()
+            out.append({"name": name, "version": str(mv.version), "aliases": sorted(a for a, v in aliases.items()
                                                                             if str(v) == str(mv.version)),
                         "tags": dict(mv.tags), "run_id": mv.run_id})
     return out

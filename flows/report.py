@@ -1,0 +1,63 @@
+"""What the main job prints: registered versions with their metrics, where the aliases point, and how to
+open the MLflow and Prefect UIs."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from tasks.config import PipelineConfig
+from tasks.registry import registry_state
+
+console = Console()
+
+
+def _f(tags: dict, key: str, fmt: str = "{:.4f}") -> str:
+    try:
+        return fmt.format(float(tags[key]))
+    except (KeyError, ValueError):
+        return "-"
+
+
+def print_registry(cfg: PipelineConfig) -> list[dict]:
+    uri = cfg.tracking_uri()
+    rows = registry_state(uri, [cfg.base_model_name, cfg.pruned_model_name])
+    table = Table(title=f"Registered models at {uri}")
+    for col in ("model", "version", "aliases", "method", "test acc", "high-SNR acc", "MACs", "params",
+                "MAC red.", "acc drop", "gate", "data md5", "git"):
+        table.add_column(col)
+    for r in rows:
+        t = r["tags"]
+        table.add_row(r["name"], r["version"], ", ".join(r["aliases"]) or "-", t.get("method", "-"),
+                      _f(t, "test_accuracy"), _f(t, "test_high_snr_accuracy"), _f(t, "macs", "{:,.0f}"),
+                      _f(t, "params", "{:,.0f}"), _f(t, "mac_reduction", "{:.1%}"), _f(t, "accuracy_drop"),
+                      t.get("gate.passed", "-"), t.get("data_md5", "-")[:8], t.get("git_commit", "-")[:8])
+    console.print(table)
+    if not rows:
+        console.print("no registered versions yet")
+    return rows
+
+
+def print_report(cfg: PipelineConfig, summary: dict) -> None:
+    gate = summary.get("gate", {})
+    console.rule("prune_pipeline")
+    base, pruned = summary.get("base", {}), summary.get("pruned", {})
+    console.print(f"data: {summary['data']['relpath']} (md5 {summary['data']['md5']}, {summary['data']['frames']} frames)")
+    console.print(f"base   {base.get('model')} v{base.get('version')}: test accuracy {base.get('accuracy', 0):.4f}, "
+                  f"MACs {base.get('macs', 0):,}")
+    console.print(f"pruned {pruned.get('model')} v{pruned.get('version')}: test accuracy "
+                  f"{pruned.get('accuracy', 0):.4f} (drop {pruned.get('accuracy_drop', 0):+.4f}), MACs "
+                  f"{pruned.get('macs', 0):,} ({pruned.get('mac_reduction', 0):.1%} fewer)")
+    verdict = "PASSED: champion moved" if gate.get("passed") else f"not passed ({'; '.join(gate.get('reasons', []))})"
+    console.print(f"promotion gate: {verdict}; champion of {gate.get('name')} is v{gate.get('champion_after')}")
+    print_registry(cfg)
+    uri = cfg.tracking_uri()
+    console.rule("UIs")
+    if uri.startswith("sqlite:"):
+        art = cfg.artifact_location() or ""
+        console.print(f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} "
+                      f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> http://127.0.0.1:5050")
+    else:
+        console.print(f"MLflow UI:  {uri}")
+    console.print("Prefect UI: PREFECT_HOME=.prefect .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
+                  "   -> http://127.0.0.1:4200 (flow runs of this machine's local Prefect database)")
+    console.print(f"MLflow parent run of this flow run: {summary.get('mlflow_parent_run_id')}")

@@ -1,0 +1,74 @@
+"""The promotion gate: ``champion`` moves to a challenger whose accuracy drop against its reference
+(its parent in the pipeline, the current champion in ``promote``) is within the bound and whose MAC
+reduction against its parent reaches the target. Every decision is recorded as version tags
+(``gate.passed``, ``gate.accuracy_drop``, ``gate.mac_reduction``, ``gate.reasons``) and in an MLflow run.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from .registry import CHAMPION, alias_version
+from .tracking import StageRun, client_for
+
+
+def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_reduction: float,
+                  gate: dict[str, Any]) -> dict[str, Any]:
+    """Pass when the accuracy drop vs ``reference`` <= bound and the MAC reduction >= target."""
+    drop = reference["accuracy"] - candidate["accuracy"]
+    reasons = []
+    if drop > gate["max_accuracy_drop"]:
+        reasons.append(f"accuracy drop {drop:.4f} > allowed {gate['max_accuracy_drop']:.4f}")
+    if mac_reduction < gate["min_mac_reduction"]:
+        reasons.append(f"MAC reduction {mac_reduction:.4f} < required {gate['min_mac_reduction']:.4f}")
+    return {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "reasons": reasons,
+            "bounds": dict(gate)}
+
+
+@task(name="promotion_gate", cache_policy=NO_CACHE)
+def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gate: dict, tracking: dict) -> dict:
+    """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent."""
+    mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
+    decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
+    return apply_decision(version, decision, tracking)
+
+
+def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
+    client = client_for(tracking)
+    name, v = version["name"], version["version"]
+    before = alias_version(client, name, CHAMPION)
+    for k in ("passed", "accuracy_drop", "mac_reduction"):
+        client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
+    client.set_model_version_tag(name, v, "gate.reasons", "; ".join(decision["reasons"]) or "ok")
+    if decision["passed"]:
+        client.set_registered_model_alias(name, CHAMPION, v)
+    decision = {**decision, "name": name, "version": v, "champion_before": before,
+                "champion_after": v if decision["passed"] else before}
+    with StageRun(tracking, "promotion_gate", {"registered_model": name, "version": v}) as run:
+        run.metrics({"gate_passed": float(decision["passed"]), "accuracy_drop": decision["accuracy_drop"],
+                     "mac_reduction": decision["mac_reduction"]})
+        run.tags_({"gate.reasons": "; ".join(decision["reasons"]) or "ok"})
+    return decision
+
+
+@task(name="base_champion", cache_policy=NO_CACHE)
+def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
+    """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
+    as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow."""
+    client = client_for(tracking)
+    name = version["name"]
+    current = alias_version(client, name, CHAMPION)
+    moved = False
+    if current is None:
+        moved = True
+    elif current != version["version"]:
+        tags = client.get_model_version(name, current).tags
+        if tags.get("data_md5") == version["tags"]["data_md5"] and \
+                float(tags.get("test_accuracy", "nan")) <= evaluation["accuracy"]:
+            moved = True
+    if moved:
+        client.set_registered_model_alias(name, CHAMPION, version["version"])
+    return {"name": name, "version": version["version"], "champion_before": current,
+            "champion_after": version["version"] if moved else current}

@@ -1,0 +1,75 @@
+"""The pipeline configuration: shipped files are valid, bad settings are clear errors."""
+from __future__ import annotations
+
+import pytest
+
+from tasks.config import REPO_ROOT, ConfigError, load_config, parse_config
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "full.yaml"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_config(REPO_ROOT / "configs" / name)
+    assert cfg.model.name in ("resnet20", "resnet56")
+    assert 0 < cfg.channel_stage.keep_ratio < 1
+    assert cfg.gate.min_mac_reduction < 1
+
+
+def test_default_is_sized_for_two_cores():
+    cfg = load_config(REPO_ROOT / "configs" / "default.yaml")
+    frames = cfg.data.synthetic.frames_per_key * 11 * len(cfg.data.synthetic.snrs)
+    assert frames <= 20_000 and cfg.pretrain.epochs <= 10 and cfg.finetune.epochs <= 5
+    assert cfg.model.name == "resnet20"
+
+
+def test_relative_config_path_resolves_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("configs/default.yaml").model.name == "resnet20"
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"model": {"name": "resnet21"}}, "unknown model 'resnet21'"),
+    ({"channel_stage": {"keep_ratio": 1.0}}, "keep_ratio must be in (0, 1)"),
+    ({"channel_stage": {"keep_ratio": 0}}, "keep_ratio must be in (0, 1)"),
+    ({"channel_stage": {"keep_ratio": {"stem.conv": 1.5}}}, "keep_ratio must be in (0, 1)"),
+    ({"channel_stage": {"target_macs_reduction": 0.5}}, "give exactly one of keep_ratio"),
+    ({"pretrain": {"epochs": -1}}, "pretrain.epochs"),
+    ({"finetune": {"lr": 0}}, "finetune.lr"),
+    ({"pretrain": {"epoks": 3}}, "pretrain.epoks: unknown setting"),
+    ({"gate": {"min_mac_reduction": 1.0}}, "min_mac_reduction must be in [0, 1)"),
+    ({"gate": {"max_accuracy_drop": -0.1}}, "max_accuracy_drop must be in [0, 1)"),
+    ({"data": {"split_fractions": [0.5, 0.5, 0.0]}}, "split_fractions"),
+    ({"data": {"synthetic": {"classes": ["BPSK", "FM-RADIO"]}}}, "unknown: ['FM-RADIO']"),
+    ({"finetune": {"kd_alpha": 0.5}}, "kd_alpha > 0 needs use_teacher"),
+])
+def test_bad_settings_are_named(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(REPO_ROOT / "configs" / "default.yaml", override)
+    assert message in str(err.value)
+    assert "default.yaml" in str(err.value)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        parse_config(["a"], "x.yaml")
+
+
+def test_tracking_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = parse_config({"root": str(tmp_path)})
+    assert cfg.tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
+    assert cfg.artifact_location() == (tmp_path.resolve() / "mlflow" / "artifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert cfg.tracking_uri() == "http://127.0.0.1:5999" and cfg.artifact_location() is None
+    assert cfg.base_model_name == "amr-resnet20-base" and cfg.pruned_model_name == "amr-resnet20-fcos"
+
+
+def test_cli_overrides_parse_yaml_values():
+    from flows.cli import _overrides
+    assert _overrides(["pretrain.epochs=2", "lacd.enabled=false", "model.name=cnn1d"]) == {
+        "pretrain": {"epochs": 2}, "lacd": {"enabled": False}, "model": {"name": "cnn1d"}}

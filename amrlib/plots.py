@@ -1,0 +1,113 @@
+"""Pictures a radio/ML engineer looks at (PNG, matplotlib Agg; no display needed).
+
+Each function writes one PNG and returns its path: accuracy vs SNR for several models on one chart,
+a row-normalised confusion matrix, per-layer channel widths before/after the channel stage, probe
+accuracy per block with removed blocks marked, and the methods' accuracy-vs-MACs Pareto chart.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+    return path
+
+
+def accuracy_vs_snr(curves: Mapping[str, Mapping], path, title: str = "Accuracy vs SNR") -> Path:
+    """``curves``: {label: {snr: accuracy}} (keys may be int or str), e.g. parent and pruned model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, per_snr in curves.items():
+        snrs = sorted(int(s) for s in per_snr)
+        acc = [per_snr.get(s, per_snr.get(str(s))) for s in snrs]
+        ax.plot(snrs, acc, marker="o", markersize=3, label=label)
+    ax.set(xlabel="SNR (dB)", ylabel="accuracy", ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def confusion_matrix(confusion: Sequence[Sequence[int]], classes: Sequence[str], path,
+                     title: str = "Confusion (row-normalised)") -> Path:
+    plt = _plt()
+    conf = np.asarray(confusion, dtype=float)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if norm[i, j] >= 0.05:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.6 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax)
+    return _save(fig, path)
+
+
+def channel_widths(before: Mapping[str, int], after: Mapping[str, int], path,
+                   title: str = "Channels per group before / after the channel stage") -> Path:
+    """``before``/``after``: {group name: channels} (e.g. from ``model.structure().groups``)."""
+    plt = _plt()
+    names = list(before)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(7, 0.25 * len(names)), 4))
+    ax.bar(x, [before[n] for n in names], color="#c8d7ea", label="before")
+    ax.bar(x, [after.get(n, before[n]) for n in names], width=0.5, color="#1f77b4", label="after")
+    ax.set_xticks(x, names, rotation=90, fontsize=6)
+    ax.set(ylabel="channels", title=title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def group_widths(model) -> dict[str, int]:
+    return {g.name: g.size for g in model.structure().groups}
+
+
+def probe_curve(diagnoses: Mapping[str, Sequence[Mapping]], path,
+                title: str = "Linear-probe accuracy per block (x = removed)") -> Path:
+    """``diagnoses``: {label: [{"block", "probe_accuracy", "removed"?}, ...]} in forward order."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, blocks in diagnoses.items():
+        acc = [b["probe_accuracy"] for b in blocks]
+        line, = ax.plot(range(len(acc)), acc, marker=".", label=label)
+        rem = [i for i, b in enumerate(blocks) if b.get("removed")]
+        ax.plot(rem, [acc[i] for i in rem], "x", color=line.get_color(), markersize=9)
+    ax.set(xlabel="unit (stem, then blocks in forward order)", ylabel="probe accuracy (val)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
+           title: str = "Accuracy vs MACs") -> Path:
+    """``points``: [{"method", "macs", "accuracy"}]; one marker series per method, log-scale MACs."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in dict.fromkeys(p["method"] for p in points):
+        pts = sorted((p["macs"], p["accuracy"]) for p in points if p["method"] == method)
+        ax.plot([m / 1e6 for m, _ in pts], [a for _, a in pts], marker="o", label=method)
+    if baseline:
+        ax.plot([baseline["macs"] / 1e6], [baseline["accuracy"]], "k*", markersize=12, label="unpruned")
+    ax.set_xscale("log")
+    ax.set(xlabel="MACs (millions, log scale)", ylabel="test accuracy", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

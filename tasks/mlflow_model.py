@@ -9,8 +9,6 @@ spec records its pruned widths and removed blocks, so no plan replay is needed t
 ``predict`` takes float32 IQ frames ``[n, 2, L]`` and returns float32 logits ``[n, num_classes]``
 (one row of class scores per frame; the class names are in the model's metadata ``classes``).
 """
-from __future__ import annotations
-
 import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
@@ -26,7 +24,7 @@ class AmrPruneModel(PythonModel):
         self.frame_length = int(self.model.arch["frame_length"])
         self._torch = torch
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         x = np.asarray(model_input, dtype=np.float32)
         if x.ndim != 3 or x.shape[1] != 2 or x.shape[2] != self.frame_length:
             raise ValueError(f"expected float32 IQ frames [n, 2, {self.frame_length}], got shape {x.shape}")

@@ -109,6 +109,5 @@ def task_states(flow_run_id: str) -> dict[str, list[str]]:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     out: dict[str, list[str]] = {}
     for tr in runs:
-        out.setdefault(tr.task_key.split("-")[0] if not tr.name else tr.name.rsplit("-", 1)[0], []).append(
-            tr.state.name if tr.state else "?")
+        out.setdefault(tr.name.rsplit("-", 1)[0], []).append(tr.state.name if tr.state else "?")
     return out

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Optional
 
@@ -118,4 +119,7 @@ def status(config: str = CONFIG) -> None:
 
 
 def main() -> None:
+    # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C: the MLflow runs are closed as FAILED instead of
+    # staying RUNNING; finished stages stay cached and training resumes from its last checkpoint.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     app(prog_name=f"{sys.executable} -m flows")

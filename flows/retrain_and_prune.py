@@ -25,7 +25,13 @@ def retrain_and_prune(config: str = "configs/default.yaml", overrides: dict[str,
     return prune_pipeline(config=config, overrides=overrides)
 
 
+def deployment(config: str = "configs/default.yaml", cron: str = DEFAULT_CRON, name: str = "weekly"):
+    """The deployment ``retrain_and_prune/<name>`` with its cron schedule (not yet registered)."""
+    return retrain_and_prune.to_deployment(name=name, cron=cron, parameters={"config": config},
+                                           description="Retrain and FCOS-prune on the current data.dvc dataset")
+
+
 def serve(config: str = "configs/default.yaml", cron: str = DEFAULT_CRON, name: str = "weekly") -> None:
-    """Create the deployment ``retrain_and_prune/<name>`` with the cron schedule and serve it (blocks)."""
-    retrain_and_prune.serve(name=name, cron=cron, parameters={"config": config},
-                            description="Retrain and FCOS-prune on the current data.dvc dataset")
+    """Register the deployment and execute its scheduled runs (blocks; needs a Prefect server)."""
+    from prefect import serve as prefect_serve
+    prefect_serve(deployment(config, cron, name))

@@ -82,7 +82,16 @@ def load_stage_model(result: dict[str, Any]) -> torch.nn.Module:
     return load_model(path)
 
 
-def epoch_logger(run, prefix: str = ""):
+def epoch_logger(run, stage: str, epochs: int):
+    """A :func:`amrlib.train.fit` callback: epoch metrics to the stage's MLflow run and one log line."""
+    try:
+        from prefect import get_run_logger
+        info = get_run_logger().info
+    except Exception:  # outside a Prefect run
+        info = print
+
     def log(rec: dict) -> None:
-        run.metrics({f"{prefix}{k}": v for k, v in rec.items() if k != "epoch"}, step=int(rec["epoch"]))
+        run.metrics({k: v for k, v in rec.items() if k != "epoch"}, step=int(rec["epoch"]))
+        info(f"[{stage}] epoch {rec['epoch']}/{epochs}: train loss {rec['train_loss']:.4f}, val accuracy "
+             f"{rec['val_accuracy']:.4f} ({rec['seconds']:.0f} s, {rec['frames_per_s']:.0f} frames/s)")
     return log

@@ -14,14 +14,17 @@ from .registry import CHAMPION, alias_version
 from .tracking import StageRun, client_for
 
 
+EPS = 1e-9   # bounds are inclusive; 0.90 - 0.88 is 0.0200000000000000018 in floating point
+
+
 def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_reduction: float,
                   gate: dict[str, Any]) -> dict[str, Any]:
     """Pass when the accuracy drop vs ``reference`` <= bound and the MAC reduction >= target."""
     drop = reference["accuracy"] - candidate["accuracy"]
     reasons = []
-    if drop > gate["max_accuracy_drop"]:
+    if drop > gate["max_accuracy_drop"] + EPS:
         reasons.append(f"accuracy drop {drop:.4f} > allowed {gate['max_accuracy_drop']:.4f}")
-    if mac_reduction < gate["min_mac_reduction"]:
+    if mac_reduction < gate["min_mac_reduction"] - EPS:
         reasons.append(f"MAC reduction {mac_reduction:.4f} < required {gate['min_mac_reduction']:.4f}")
     return {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "reasons": reasons,
             "bounds": dict(gate)}
@@ -29,10 +32,29 @@ def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_redu
 
 @task(name="promotion_gate", cache_policy=NO_CACHE)
 def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gate: dict, tracking: dict) -> dict:
-    """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent."""
+    """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent.
+
+    A version is gated once: when a re-run finds it already decided (its ``gate.passed`` tag), the recorded
+    decision is returned and no alias moves (a re-run must not undo a later ``promote``)."""
+    done = _recorded(version, tracking)
+    if done is not None:
+        return done
     mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
     decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
     return apply_decision(version, decision, tracking)
+
+
+def _recorded(version: dict, tracking: dict) -> dict | None:
+    client = client_for(tracking)
+    tags = client.get_model_version(version["name"], version["version"]).tags
+    if "gate.passed" not in tags:
+        return None
+    champion = alias_version(client, version["name"], CHAMPION)
+    return {"passed": tags["gate.passed"] == "True", "accuracy_drop": float(tags["gate.accuracy_drop"]),
+            "mac_reduction": float(tags["gate.mac_reduction"]),
+            "reasons": [] if tags.get("gate.reasons", "ok") == "ok" else tags["gate.reasons"].split("; "),
+            "name": version["name"], "version": version["version"], "champion_before": champion,
+            "champion_after": champion, "note": "already gated: recorded decision, no alias moved"}
 
 
 def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
@@ -56,10 +78,14 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
 @task(name="base_champion", cache_policy=NO_CACHE)
 def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
     """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
-    as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow."""
+    as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow.
+    Checked once per version (a re-run does not move the alias back)."""
     client = client_for(tracking)
     name = version["name"]
     current = alias_version(client, name, CHAMPION)
+    if "champion_check" in client.get_model_version(name, version["version"]).tags:
+        return {"name": name, "version": version["version"], "champion_before": current,
+                "champion_after": current, "note": "already checked"}
     moved = False
     if current is None:
         moved = True
@@ -70,5 +96,6 @@ def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
             moved = True
     if moved:
         client.set_registered_model_alias(name, CHAMPION, version["version"])
+    client.set_model_version_tag(name, version["version"], "champion_check", "moved" if moved else "kept")
     return {"name": name, "version": version["version"], "champion_before": current,
             "champion_after": version["version"] if moved else current}

@@ -217,3 +217,47 @@ def test_reuse_registered_base_by_alias(project, spies):
     assert _versions(project.client, BASE) == n_base
     tags = project.client.get_model_version(PRUNED, s["pruned"]["version"]).tags
     assert (tags["parent_model"], tags["parent_version"]) == (BASE, base_champion)
+
+
+def test_cli_pipeline_prints_the_report(project):
+    """``python -m flows pipeline`` (in-process): all stages cached, then the registry report and UI hints."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    out = CliRunner().invoke(app, ["pipeline", "-c", str(project.cfg)], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output[-3000:]
+    for text in ("promotion gate", "amr-cnn1d-fcos", "champion", "mlflow ui --backend-store-uri", "prefect server start"):
+        assert text in out.output, text
+    bad = CliRunner().invoke(app, ["pipeline", "-c", str(project.cfg), "--set", "channel_stage.keep_ratio=1.5"])
+    assert bad.exit_code == 1 and "keep_ratio must be in (0, 1)" in bad.output
+
+
+def test_cron_deployment_is_registered_with_its_schedule(project):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.retrain_and_prune import deployment
+    dep_id = deployment(str(project.cfg), cron="0 3 * * 1", name="weekly-test").apply()
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_deployment(dep_id)
+    dep = asyncio.run(read())
+    assert dep.name == "weekly-test" and dep.parameters == {"config": str(project.cfg)}
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * 1"]
+
+
+def test_tampered_checkpoint_is_refused_not_reused(project):
+    """A stage checkpoint changed on disk is an error naming the file; nothing is silently recomputed over it."""
+    from tasks.common import load_stage_model
+    result = json.loads(next((project.root / "runs" / "channel_stage").glob("*/result.json")).read_text())
+    ckpt = Path(result["checkpoint"])
+    original = ckpt.read_bytes()
+    try:
+        ckpt.write_bytes(original[:-10])
+        with pytest.raises(RuntimeError, match=f"{ckpt}: checkpoint of stage channel_stage is modified"):
+            load_stage_model(result)
+    finally:
+        ckpt.write_bytes(original)
+    assert load_stage_model(result).arch["name"] == "cnn1d"

@@ -48,7 +48,9 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
                   f"{pruned.get('accuracy', 0):.4f} (drop {pruned.get('accuracy_drop', 0):+.4f}), MACs "
                   f"{pruned.get('macs', 0):,} ({pruned.get('mac_reduction', 0):.1%} fewer)")
     verdict = "PASSED: champion moved" if gate.get("passed") else f"not passed ({'; '.join(gate.get('reasons', []))})"
-    console.print(f"promotion gate: {verdict}; champion of {gate.get('name')} is v{gate.get('champion_after')}")
+    champion = gate.get("champion_after")
+    console.print(f"promotion gate: {verdict}; champion of {gate.get('name')}: "
+                  f"{'v' + str(champion) if champion else 'none yet'}")
     print_registry(cfg)
     uri = cfg.tracking_uri()
     console.rule("UIs")

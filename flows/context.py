@@ -6,6 +6,7 @@ import contextlib
 from types import SimpleNamespace
 from typing import Any, Iterator
 
+import torch
 from prefect.runtime import flow_run
 
 from tasks import data as data_tasks
@@ -53,6 +54,8 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     """Load the config, open the flow's MLflow parent run (FAILED if the flow raises), bind the tasks."""
     cfg = load_config(config, overrides)
     check_offered(cfg)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     cfg.runs_path.mkdir(parents=True, exist_ok=True)
     t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location())
     run_id = str(flow_run.get_id() or "local")

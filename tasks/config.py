@@ -195,6 +195,7 @@ class TrackingConfig(_Section):
 class PipelineConfig(_Section):
     root: str | None = None            # project (DVC) root; None = this repository
     runs_dir: str = "runs"             # stage outputs and Prefect results, relative to root
+    torch_threads: int | None = Field(None, ge=1)   # CPU threads for training (None: PyTorch's default)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()

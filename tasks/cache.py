@@ -33,9 +33,9 @@ _COMMON = ("amrlib/models", "amrlib/measure.py", "amrlib/data/dataset.py", "amrl
 CODE_DEPS: dict[str, tuple[str, ...]] = {
     "pretrain": _COMMON + ("amrlib/train", "tasks/train.py"),
     "finetune": _COMMON + ("amrlib/train", "tasks/train.py"),
-    "channel_stage": _COMMON + ("amrlib/pruning/*.py", "tasks/prune.py"),
-    "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "tasks/prune.py"),
-    "evaluate": _COMMON + ("amrlib/train", "tasks/evaluate.py", "tasks/tracking.py"),
+    "channel_stage": _COMMON + ("amrlib/pruning/*.py", "amrlib/plots.py", "tasks/prune.py"),
+    "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
+    "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
     "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py"),
 }
 

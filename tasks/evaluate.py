@@ -7,11 +7,12 @@ from typing import Any
 
 from prefect import task
 
+from amrlib import plots
 from amrlib.measure import measure_latency
 from amrlib.train import evaluate as evaluate_model
 
 from .common import Stage, load_splits, load_stage_model, stage_options
-from .tracking import StageRun, plot_evaluation, snr_metrics
+from .tracking import StageRun, snr_metrics
 
 
 def compare(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
@@ -50,7 +51,13 @@ def evaluate(role: str, settings: dict, model: dict, reference: dict | None, dat
                    **{f"latency_{b}_frames_per_s": v["frames_per_s"] for b, v in latency.items()},
                    **result.get("vs_reference", {})}
         run.metrics(metrics)
-        pngs = plot_evaluation(result, stage.dir, f"{role} {model.get('arch_name')}")
+        title = f"{role} {model.get('arch_name')}"
+        curves = {f"{title} ({ev['accuracy']:.3f})": result["per_snr"]}
+        if reference is not None:
+            curves[f"reference ({reference['accuracy']:.3f})"] = reference["per_snr"]
+        pngs = [plots.confusion_matrix(ev["confusion"], ev["classes"], stage.dir / "confusion_matrix.png",
+                                       f"{title}: confusion (test, row-normalised)"),
+                plots.accuracy_vs_snr(curves, stage.dir / "accuracy_vs_snr.png", f"{title}: test accuracy vs SNR")]
         ev_path = stage.dir / "evaluation.json"
         ev_path.write_text(json.dumps(result, indent=1))
         for p in [ev_path, *pngs]:

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 
 import amrlib.pruning as pruning
+from amrlib import plots
 
 from .common import Stage, load_splits, load_stage_model, save_stage_model, stage_options
 from .tracking import StageRun
@@ -43,9 +44,12 @@ def channel_stage(settings: dict, parent: dict, runs: str, tracking: dict | None
         saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
         plan_path = stage.dir / "plan.json"
         plan_path.write_text(json.dumps(plan, indent=1))
+        widths = plots.channel_widths(plots.group_widths(model), plots.group_widths(pruned),
+                                      stage.dir / "channel_widths.png")
         metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(parent, saved)}
         run.metrics(metrics)
         run.artifact(plan_path)
+        run.artifact(widths)
         return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
                              "parent_checkpoint_md5": parent["checkpoint_md5"], "mlflow_run_id": run.run_id})
 
@@ -72,9 +76,10 @@ def lacd(settings: dict, pruned: dict, data: dict, split: dict, runs: str, track
         plan_path = stage.dir / "plan.json"
         plan_path.write_text(json.dumps(plan, indent=1))
         metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(pruned, saved)}
+        curve = plots.probe_curve({"LaCD": diagnosis["blocks"]}, stage.dir / "probe_curve.png")
         run.metrics(metrics)
-        run.artifact(diagnosis_path)
-        run.artifact(plan_path)
+        for path in (diagnosis_path, plan_path, curve):
+            run.artifact(path)
         return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
                              "method": "fcos", "parent_checkpoint_md5": pruned["checkpoint_md5"],
                              "mlflow_run_id": run.run_id})

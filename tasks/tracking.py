@@ -149,47 +149,6 @@ def snr_metrics(per_snr: dict[Any, float], prefix: str = "test_accuracy_snr") ->
     return {f"{prefix}_{int(s)}db": float(a) for s, a in per_snr.items()}
 
 
-def plot_evaluation(evaluation: dict[str, Any], out_dir: Path, title: str) -> list[Path]:
-    """Confusion matrix and accuracy-vs-SNR PNGs (matplotlib, Agg backend, no display)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    classes = evaluation["classes"]
-    conf = np.asarray(evaluation["confusion"], dtype=float)
-    norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}: confusion (test, row-normalised)")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    confusion_png = out_dir / "confusion_matrix.png"
-    fig.savefig(confusion_png, dpi=100)
-    plt.close(fig)
-
-    snrs = sorted(int(s) for s in evaluation["per_snr"])
-    acc = [evaluation["per_snr"][str(s)] if str(s) in evaluation["per_snr"] else evaluation["per_snr"][s]
-           for s in snrs]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(snrs, acc, marker="o")
-    ax.set_xlabel("SNR (dB)")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.grid(True, alpha=0.3)
-    ax.set_title(f"{title}: accuracy vs SNR (overall {evaluation['accuracy']:.3f})")
-    fig.tight_layout()
-    snr_png = out_dir / "accuracy_vs_snr.png"
-    fig.savefig(snr_png, dpi=100)
-    plt.close(fig)
-    return [confusion_png, snr_png]
-
-
 def iter_runs(tracking: dict[str, Any], parent_run_id: str) -> Iterable:
     """Nested runs of a parent run."""
     return client_for(tracking).search_runs([tracking["experiment_id"]],

@@ -103,8 +103,8 @@ def test_mlflow_runs_metrics_and_artefacts(project):
 
     def files(run, path=""):
         return {f.path for f in c.list_artifacts(run.info.run_id, path)}
-    assert "plan.json" in files(children["channel_stage"])
-    assert {"diagnosis.json", "plan.json"} <= files(children["lacd"])
+    assert {"plan.json", "channel_widths.png"} <= files(children["channel_stage"])
+    assert {"diagnosis.json", "plan.json", "probe_curve.png"} <= files(children["lacd"])
     for role in ("base", "pruned"):
         assert {"confusion_matrix.png", "accuracy_vs_snr.png", "evaluation.json"} <= files(children[f"evaluate-{role}"])
 

@@ -9,3 +9,4 @@ from .lacd import diagnose_collapse, lacd
 from .layers import remove_blocks
 from .probes import block_features, fit_probe, probe_blocks
 from .fcos import fcos
+from .recalibrate import recalibrate_bn

@@ -3,7 +3,11 @@
 ``fcos(model, train, val)`` returns a :class:`~amrlib.pruning.api.PruneResult` whose ``plan``
 rebuilds the compact architecture and its pre-fine-tuning weights from the parent
 (:func:`amrlib.pruning.rebuild`); the fine-tuned weights are ``result.model.state_dict()``.
-Fine-tuning can distil from the unpruned parent (``kd_alpha`` weight on the softened KL term,
+After each structural stage the BatchNorm statistics are re-estimated on ``recalibrate_frames``
+training frames (:func:`recalibrate_bn`; 0 switches it off), so LaCD probes a consistently normalised
+network; ``interim_epochs`` > 0 adds a short recovery fine-tune between the channel stage and LaCD.
+The plan replays the structural stages; data-dependent steps (recalibration, fine-tuning) are in the
+returned state dict. Fine-tuning can distil from the unpruned parent (``kd_alpha`` weight on the softened KL term,
 temperature ``kd_temperature``; defaults 0.5 and 4 when ``distill=True``).
 """
 from __future__ import annotations
@@ -19,17 +23,26 @@ from .api import PruneResult
 from .channel_stage import channel_stage
 from .lacd import lacd
 from .probes import probe_blocks
+from .recalibrate import recalibrate_bn
 
 
 def _cost(model) -> dict:
     return {"macs": count_macs(model), "params": count_params(model)}
 
 
+def _finetune_config(finetune, distill: bool) -> TrainConfig:
+    cfg = finetune if isinstance(finetune, TrainConfig) else TrainConfig(**(finetune or {}))
+    if distill and cfg.kd_alpha == 0:
+        cfg = TrainConfig(**{**cfg.__dict__, "kd_alpha": 0.5})
+    return cfg
+
+
 def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_reduction: float | None = None,
          target_params_reduction: float | None = None, distance_threshold: float | None = None,
          linkage: str = "average", represent: str = "folded", fusion: str = "bn_aware",
          lacd_margin: float = 0.005, lacd_max_removed: int | None = None, probe: str = "ridge",
-         probe_frames: int = 4000, finetune: TrainConfig | dict | None = None, distill: bool = False,
+         probe_frames: int = 4000, recalibrate_frames: int = 2048, interim_epochs: int = 0,
+         finetune: TrainConfig | dict | None = None, distill: bool = False,
          eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0) -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
     eval_set = val if eval_set is None else eval_set
@@ -44,12 +57,22 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
                                  target_params_reduction=target_params_reduction,
                                  distance_threshold=distance_threshold, linkage=linkage, represent=represent,
                                  fusion=fusion)
+    narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
     timings["channel_stage"] = time.perf_counter() - t0
     report["channel_stage"] = _cost(narrow)
     acc["channel_stage"] = evaluate(narrow, eval_set)
+    if interim_epochs > 0:                 # optional short recovery before the diagnosis
+        t0 = time.perf_counter()
+        cfg = _finetune_config(finetune, distill)
+        fit(narrow, train, val, TrainConfig(**{**cfg.__dict__, "epochs": interim_epochs}),
+            teacher=model if cfg.kd_alpha > 0 else None)
+        timings["interim_finetune"] = time.perf_counter() - t0
+        acc["interim_finetune"] = evaluate(narrow, eval_set)
     t0 = time.perf_counter()
     compact, diagnosis = lacd(narrow, train, val, margin=lacd_margin, max_removed=lacd_max_removed,
                               max_train_frames=probe_frames, max_val_frames=probe_frames, probe=probe, seed=seed)
+    if diagnosis["removed"]:
+        compact = recalibrate_bn(compact, train, recalibrate_frames, seed=seed)
     timings["lacd"] = time.perf_counter() - t0
     plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis["settings"],
                            "removed": diagnosis["removed"]})
@@ -58,9 +81,7 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
     acc["lacd"] = evaluate(compact, eval_set)
     history = []
     if finetune is not None:
-        cfg = finetune if isinstance(finetune, TrainConfig) else TrainConfig(**finetune)
-        if distill and cfg.kd_alpha == 0:
-            cfg = TrainConfig(**{**cfg.__dict__, "kd_alpha": 0.5})
+        cfg = _finetune_config(finetune, distill)
         t0 = time.perf_counter()
         compact = copy.deepcopy(compact)
         res = fit(compact, train, val, cfg, teacher=model if cfg.kd_alpha > 0 else None,

@@ -31,12 +31,13 @@ def _layer_macs(module: nn.Module, out: torch.Tensor) -> int:
     return out.numel() * (module.in_channels // module.groups) * int(torch.tensor(module.kernel_size).prod())
 
 
-def count_macs(model: nn.Module, frame_length: int | None = None) -> int:
-    """MACs of one forward pass on one frame of ``frame_length`` samples (default: the model's)."""
+def macs_by_module(model: nn.Module, frame_length: int | None = None) -> dict[str, int]:
+    """{conv/linear module name: MACs} of one forward pass on one frame (default length: the model's)."""
     length = frame_length or model.arch["frame_length"]
-    total = [0]
-    hooks = [m.register_forward_hook(lambda mod, inp, out: total.__setitem__(0, total[0] + _layer_macs(mod, out)))
-             for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    per: dict[str, int] = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: per.__setitem__(
+                 name, per.get(name, 0) + _layer_macs(mod, out)))
+             for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     was_training = model.training
     model.eval()
     try:
@@ -46,7 +47,12 @@ def count_macs(model: nn.Module, frame_length: int | None = None) -> int:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    return int(total[0])
+    return per
+
+
+def count_macs(model: nn.Module, frame_length: int | None = None) -> int:
+    """MACs of one forward pass on one frame of ``frame_length`` samples (default: the model's)."""
+    return int(sum(macs_by_module(model, frame_length).values()))
 
 
 def count_macs_reference(model: nn.Module, frame_length: int | None = None) -> int:

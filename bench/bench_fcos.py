@@ -14,27 +14,6 @@ import torch
 from common import OUT, RESULTS, bench_data, write_json
 
 
-def plot_probes(curves: dict, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for label, blocks in curves.items():
-        acc = [b["probe_accuracy"] for b in blocks]
-        line, = ax.plot(range(len(acc)), acc, marker=".", label=label)
-        rem = [i for i, b in enumerate(blocks) if b.get("removed")]
-        if rem:
-            ax.plot(rem, [acc[i] for i in rem], "x", color=line.get_color(), markersize=9)
-    ax.set_xlabel("unit (stem, then blocks in forward order)")
-    ax.set_ylabel("linear probe accuracy (val)")
-    ax.set_title("Probe accuracy per unit; x = removed by LaCD")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="resnet56")
@@ -46,6 +25,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from amrlib.models import load_model
+    from amrlib.plots import probe_curve
     from amrlib.pruning import fcos, probe_blocks
     train, val, test = bench_data(a.frames_per_key)
     parent = load_model(OUT / f"{a.model}_{a.frames_per_key}.pt")
@@ -68,7 +48,7 @@ def main():
               f"params -{r['params_reduction']:.1%}; removed {len(r['removed_blocks'])} blocks; "
               f"seconds {({k: round(v, 1) for k, v in r['seconds'].items()})}", flush=True)
     write_json(f"fcos_{a.model}_{a.frames_per_key}.json", {"rows": rows, "probes": curves, "epochs": a.epochs})
-    plot_probes(curves, RESULTS / f"fcos_probes_{a.model}_{a.frames_per_key}.png")
+    probe_curve(curves, RESULTS / f"fcos_probes_{a.model}_{a.frames_per_key}.png")
     print("\n| MAC target | accuracy (test) | delta vs unpruned | >= 10 dB | MACs cut | params cut | blocks removed "
           "| channel / LaCD / fine-tune time |")
     print("|---|---|---|---|---|---|---|---|")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_torch_save
 from .cnn1d import CNN1DSignal, cnn1d_arch
 from .layers import ChannelMap, Remnant
 from .resnet import ResNetSignal, resnet_arch
@@ -58,19 +58,9 @@ def build_model(name: str, num_classes: int, frame_length: int = 128) -> nn.Modu
 
 def save_model(model: nn.Module, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write arch + weights atomically (a temp file renamed into place: an existing file is never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"arch": json.dumps(model.arch), "state_dict": model.state_dict(),
             "extra": json.dumps(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_torch_save(blob, path)
 
 
 def load_model(path: str | os.PathLike, expect_arch: dict | None = None) -> nn.Module:

@@ -13,7 +13,6 @@ import dataclasses
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_torch_save
 from .batches import iter_batches
 
 CHECKPOINT_NAME = "train_state.pt"
@@ -72,17 +72,6 @@ class FitResult:
     best_val_accuracy: float = float("nan")
     stopped_early: bool = False
     resumed_from: dict | None = None
-
-
-def _save_atomic(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -148,7 +137,7 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
 
     def save():
         if ckpt:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                           "best_state": best_state, "state": st, "config": asdict(cfg)}, ckpt)
 

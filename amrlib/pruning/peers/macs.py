@@ -1,7 +1,6 @@
 """Per-module MACs from the project's one counter, and exact MAC predictors used by the target searches.
 
-:func:`module_macs` runs the same ``FlopCounterMode`` pass as :func:`amrlib.measure.count_macs`
-(one frame, eval, FLOPs / 2) and splits the total by conv/linear module. Because a conv or linear
+:func:`module_macs` is :func:`amrlib.measure.macs_by_module`: the one counter's per-module split. Because a conv or linear
 layer costs ``in_channels x out_channels x (kernel, positions)``, MACs are bilinear in the channel
 counts of the groups a layer reads and writes, so :class:`ChannelMacModel` predicts the MACs of any
 choice of per-group channel counts exactly, without surgery. Removing a shape-preserving unit
@@ -13,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from ...measure import macs_by_module
 from ...models.layers import ChannelMap
 
 _LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
@@ -22,24 +21,11 @@ _LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 
 def module_macs(model: nn.Module, frame_length: int | None = None) -> tuple[int, dict[str, int]]:
     """(total MACs, {conv/linear module name: MACs}) for one frame, as count_macs counts them."""
-    length = frame_length or model.arch["frame_length"]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, 2, length))
-    finally:
-        model.train(was_training)
-    counts = counter.get_flop_counts()
-    prefix = type(model).__name__
-    per = {}
+    per = macs_by_module(model, frame_length)
     for name, m in model.named_modules():
         if isinstance(m, _LAYERS):
-            per[name] = int(sum(counts.get(f"{prefix}.{name}", {}).values()) // 2)
-    total = int(counter.get_total_flops() // 2)
-    if sum(per.values()) != total:
-        raise RuntimeError(f"per-module MACs ({sum(per.values())}) do not add up to the total ({total})")
-    return total, per
+            per.setdefault(name, 0)
+    return int(sum(per.values())), per
 
 
 class ChannelMacModel:

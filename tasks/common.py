@@ -21,10 +21,13 @@ from .cache import StageCache, key_of, read_result, results_dir, stage_dir, writ
 from .dvc_store import file_md5
 
 
-def stage_options(stage: str, **policy) -> dict[str, Any]:
+def stage_options(stage: str, run_name: str | None = None, **policy) -> dict[str, Any]:
     """``@task`` keyword arguments for a cached stage: JSON result records, our stage key, no retries."""
-    return {"name": stage, "cache_policy": StageCache(stage=stage, **policy), "persist_result": True,
+    opts = {"name": stage, "cache_policy": StageCache(stage=stage, **policy), "persist_result": True,
             "result_serializer": "json", "retries": 0}
+    if run_name:
+        opts["task_run_name"] = run_name       # e.g. "evaluate-{role}": readable in the Prefect UI
+    return opts
 
 
 def bind_storage(task_obj, runs: str | Path):

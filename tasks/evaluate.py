@@ -24,7 +24,7 @@ def compare(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, f
                            if "b1" in reference["latency"] and "b1" in candidate["latency"] else None)}
 
 
-@task(**stage_options("evaluate"))
+@task(**stage_options("evaluate", "evaluate-{role}"))
 def evaluate(role: str, settings: dict, model: dict, reference: dict | None, data: dict, split: dict, runs: str,
              tracking: dict | None) -> dict:
     """Evaluate one model (``role``: "base" or "pruned") on the test split; never on train/val."""

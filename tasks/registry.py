@@ -45,7 +45,7 @@ def alias_version(client, name: str, alias: str) -> str | None:
         return None
 
 
-@task(**stage_options("register", still_valid=_version_still_there))
+@task(**stage_options("register", "register-{role}", still_valid=_version_still_there))
 def register(role: str, name: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
              registry_uri: str, runs: str, tracking: dict) -> dict:
     """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.

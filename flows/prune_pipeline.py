@@ -40,9 +40,10 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
             summary["base_champion"] = T.base_champion(base_version, base_eval, t)
 
         # FCOS: channel stage, then LaCD, then fine-tuning
-        pruned = T.channel_stage(cfg.channel_stage.stage_kwargs(), base, runs, t)
+        recal = cfg.recalibrate.model_dump()
+        pruned = T.channel_stage(cfg.channel_stage.stage_kwargs(), recal, base, data, split, runs, t)
         if cfg.lacd.enabled:
-            pruned = T.lacd(cfg.lacd.stage_kwargs(), pruned, data, split, runs, t)
+            pruned = T.lacd(cfg.lacd.stage_kwargs(), recal, pruned, data, split, runs, t)
         teacher = base if cfg.finetune.use_teacher else None
         tuned = T.finetune(cfg.finetune.model_dump(), pruned, teacher, data, split, runs, t)
 

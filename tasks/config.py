@@ -126,6 +126,12 @@ class ChannelStageConfig(_Section):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class RecalibrateConfig(_Section):
+    """BatchNorm re-estimation after each structural stage (as :func:`amrlib.pruning.fcos`); 0 frames: off."""
+    frames: int = Field(2048, ge=0)
+    seed: int = Field(0, ge=0)
+
+
 class LacdConfig(_Section):
     """FCOS stage 2 (:func:`amrlib.pruning.lacd`): probe every block, remove the collapsed ones."""
     enabled: bool = True
@@ -133,7 +139,7 @@ class LacdConfig(_Section):
     max_removed: int | None = Field(None, ge=0)
     max_train_frames: int | None = Field(4000, ge=1)
     max_val_frames: int | None = Field(4000, ge=1)
-    probe: Literal["softmax", "ridge"] = "softmax"
+    probe: Literal["softmax", "ridge"] = "ridge"
     seed: int = Field(0, ge=0)
 
     def stage_kwargs(self) -> dict[str, Any]:
@@ -200,6 +206,7 @@ class PipelineConfig(_Section):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     channel_stage: ChannelStageConfig = ChannelStageConfig()
+    recalibrate: RecalibrateConfig = RecalibrateConfig()
     lacd: LacdConfig = LacdConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     evaluate: EvaluateConfig = EvaluateConfig()

@@ -29,17 +29,30 @@ def _reductions(before: dict, after: dict) -> dict[str, float]:
             "param_reduction": 1 - after["params"] / before["params"]}
 
 
+def _recalibrate(model, data: dict, split: dict, recal: dict):
+    """Re-estimate BatchNorm statistics on training frames after a structural change (as amrlib's fcos())."""
+    if not recal["frames"]:
+        return model
+    train, _, _ = load_splits(data, split)
+    return pruning.recalibrate_bn(model, train, int(recal["frames"]), seed=int(recal["seed"]))
+
+
 @task(**stage_options("channel_stage"))
-def channel_stage(settings: dict, parent: dict, runs: str, tracking: dict | None) -> dict:
-    """FCOS stage 1 on the pretrained parent (data-free: clusters the channels by their weights)."""
-    stage = Stage("channel_stage", {"settings": settings, "parent": parent, "runs": runs}, runs)
+def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, split: dict, runs: str,
+                  tracking: dict | None) -> dict:
+    """FCOS stage 1 on the pretrained parent: cluster the channels by their weights and fuse them, then
+    re-estimate the BatchNorm statistics on ``recalibrate["frames"]`` training frames (0: off)."""
+    stage = Stage("channel_stage", {"settings": settings, "recalibrate": recalibrate, "parent": parent,
+                                    "data": data, "split": split, "runs": runs}, runs)
     if stage.done:
         return stage.done
     with StageRun(tracking, "channel_stage") as run:
-        run.params({"channel_stage": settings, "parent_checkpoint_md5": parent["checkpoint_md5"]})
+        run.params({"channel_stage": settings, "recalibrate": recalibrate,
+                    "parent_checkpoint_md5": parent["checkpoint_md5"]})
         model = load_stage_model(parent)
         t0 = time.perf_counter()
         pruned, plan = pruning.channel_stage(model, **settings)
+        pruned = _recalibrate(pruned, data, split, recalibrate)
         seconds = time.perf_counter() - t0
         saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
         plan_path = stage.dir / "plan.json"
@@ -55,19 +68,24 @@ def channel_stage(settings: dict, parent: dict, runs: str, tracking: dict | None
 
 
 @task(**stage_options("lacd"))
-def lacd(settings: dict, pruned: dict, data: dict, split: dict, runs: str, tracking: dict | None) -> dict:
-    """FCOS stage 2 (LaCD) on the channel-pruned model: probe each block, remove the redundant ones."""
+def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dict, runs: str,
+         tracking: dict | None) -> dict:
+    """FCOS stage 2 (LaCD) on the channel-pruned model: probe each block, remove the collapsed ones, then
+    re-estimate the BatchNorm statistics if any block was removed."""
     if not lacd_available():
         raise RuntimeError("amrlib.pruning has no lacd(): this stage is not built yet (set lacd.enabled: false)")
-    stage = Stage("lacd", {"settings": settings, "pruned": pruned, "data": data, "split": split, "runs": runs}, runs)
+    stage = Stage("lacd", {"settings": settings, "recalibrate": recalibrate, "pruned": pruned, "data": data,
+                           "split": split, "runs": runs}, runs)
     if stage.done:
         return stage.done
     with StageRun(tracking, "lacd") as run:
-        run.params({"lacd": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+        run.params({"lacd": settings, "recalibrate": recalibrate, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
         model = load_stage_model(pruned)
         train, val, _ = load_splits(data, split)
         t0 = time.perf_counter()
         compact, diagnosis = pruning.lacd(model, train, val, **settings)
+        if diagnosis.get("removed"):
+            compact = _recalibrate(compact, data, split, recalibrate)
         seconds = time.perf_counter() - t0
         saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
         diagnosis_path = stage.dir / "diagnosis.json"
@@ -94,12 +112,10 @@ def _jsonable(obj: Any):
 
 
 def _extend_plan(plan_path: str | None, diagnosis: Any, compact) -> dict:
-    """The channel plan followed by LaCD's layer stage, so the whole FCOS plan rebuilds from the parent."""
+    """The channel plan followed by LaCD's layer stage, so the whole FCOS plan rebuilds from the parent
+    (structure only: recalibrated statistics and fine-tuned weights are in the checkpoints)."""
     plan = json.loads(open(plan_path).read()) if plan_path else {"version": 1, "stages": []}
-    layer = diagnosis.get("plan_stage") if isinstance(diagnosis, dict) else None
-    if layer is None and isinstance(diagnosis, dict) and "removed" in diagnosis:
-        layer = {"stage": "layer", "method": "fcos", "removed": list(diagnosis["removed"])}
-    if layer is not None:
-        plan["stages"].append(layer)
+    plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis.get("settings", {}),
+                           "removed": list(diagnosis["removed"])})     # the same layer stage as fcos() writes
     plan["arch"] = compact.arch
     return plan

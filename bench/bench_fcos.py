@@ -1,6 +1,7 @@
 """FCOS end to end on a trained model at several MAC targets: accuracy, reductions, probe curves, timings.
 
-    .venv/bin/python bench/bench_fcos.py --model resnet56 --frames-per-key 100 --targets 0.5 0.8 0.9 0.95 --epochs 10
+    .venv/bin/python bench/bench_fcos.py --model resnet56 --frames-per-key 100 --targets 0.5 0.8 0.9 0.95 --epochs 10 \
+        [--interim-epochs 2 --tag interim2]
 
 Needs the checkpoint written by bench_train.py. Writes bench/results/fcos_<model>_<frames>.json and
 a probe-curve plot bench/results/fcos_probes_<model>_<frames>.png.
@@ -21,6 +22,8 @@ def main():
     ap.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.8, 0.9, 0.95])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--margin", type=float, default=0.005)
+    ap.add_argument("--interim-epochs", type=int, default=0, help="recovery epochs between channel stage and LaCD")
+    ap.add_argument("--tag", default="", help="suffix for the output files")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -33,7 +36,8 @@ def main():
     rows = []
     for target in a.targets:
         res = fcos(parent, train, val, target_macs_reduction=target, lacd_margin=a.margin,
-                   finetune={"epochs": a.epochs}, eval_set=test)
+                   finetune={"epochs": a.epochs}, eval_set=test,
+                   interim_epochs=a.interim_epochs)
         r = res.report
         curves[f"after channel stage ({target:.0%})"] = r["diagnosis"]
         row = {"target": target, "accuracy": r["accuracy"], "high_snr_accuracy": r["high_snr_accuracy"],
@@ -47,8 +51,12 @@ def main():
               f"(delta {r['accuracy_delta'] * 100:+.2f} pt); MACs -{r['macs_reduction']:.1%}, "
               f"params -{r['params_reduction']:.1%}; removed {len(r['removed_blocks'])} blocks; "
               f"seconds {({k: round(v, 1) for k, v in r['seconds'].items()})}", flush=True)
-    write_json(f"fcos_{a.model}_{a.frames_per_key}.json", {"rows": rows, "probes": curves, "epochs": a.epochs})
-    probe_curve(curves, RESULTS / f"fcos_probes_{a.model}_{a.frames_per_key}.png")
+        if "interim_finetune" in r["accuracy"]:
+            print(f"  after {a.interim_epochs} interim epochs: {r['accuracy']['interim_finetune']:.4f}", flush=True)
+    tag = f"_{a.tag}" if a.tag else ""
+    write_json(f"fcos_{a.model}_{a.frames_per_key}{tag}.json",
+               {"rows": rows, "probes": curves, "epochs": a.epochs, "interim_epochs": a.interim_epochs})
+    probe_curve(curves, RESULTS / f"fcos_probes_{a.model}_{a.frames_per_key}{tag}.png")
     print("\n| MAC target | accuracy (test) | delta vs unpruned | >= 10 dB | MACs cut | params cut | blocks removed "
           "| channel / LaCD / fine-tune time |")
     print("|---|---|---|---|---|---|---|---|")

@@ -31,6 +31,10 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
         # the parent network: trained here, or a registered base reused by alias
         if cfg.pretrain.reuse_alias:
             base, base_version = T.checkout_version(cfg.base_model_name, cfg.pretrain.reuse_alias, None, runs, t)
+            if (base["num_classes"], base["frame_length"]) != (len(data["classes"]), data["frame_length"]):
+                raise ValueError(f"pretrain.reuse_alias: {cfg.base_model_name}@{cfg.pretrain.reuse_alias} has "
+                                 f"{base['num_classes']} classes and frame length {base['frame_length']}, the "
+                                 f"dataset {data['relpath']} {len(data['classes'])} and {data['frame_length']}")
             base_eval = T.evaluate("base", cfg.evaluate.model_dump(), base, None, data, split, runs, t)
         else:
             base = T.pretrain(cfg.pretrain.model_dump(), cfg.model.model_dump(), data, split, runs, t)

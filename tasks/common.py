@@ -66,6 +66,7 @@ class Stage:
 
 def model_summary(model: torch.nn.Module, checkpoint: Path) -> dict[str, Any]:
     return {"checkpoint": str(checkpoint), "checkpoint_md5": file_md5(checkpoint), "arch_name": model.arch.get("name"),
+            "num_classes": int(model.arch["num_classes"]), "frame_length": int(model.arch["frame_length"]),
             "macs": count_macs(model), "params": count_params(model)}
 
 

@@ -2,10 +2,10 @@
 # The main job: set up (if needed), run prune_pipeline end to end on configs/default.yaml
 # (fetch -> pretrain -> channel stage -> LaCD -> fine-tune -> evaluate -> register -> promotion gate),
 # then print the registered versions with their metrics, where the aliases point, and how to open the
-# MLflow and Prefect UIs. On an idle 2-core machine (venv set up) the first run took 104 s (8 pretraining
-# epochs of ~8 s each); a re-run with nothing changed is all cache hits (18 s, mostly Prefect start-up).
-# Other CPU-heavy jobs on the machine slow PyTorch far more than proportionally (an epoch went to 140-240 s):
-# set torch_threads: 1 in the configuration on a shared machine.
+# MLflow and Prefect UIs. Measured on the 2-core machine (venv set up, fresh runs/ and MLflow store):
+# 155 s with another CPU-bound job on one core (torch_threads: 1, the default: 8 pretraining epochs of 13 s);
+# 104 s on an idle machine with torch_threads: null (2 threads, 8 s epochs). A re-run with nothing changed is
+# all cache hits (18 s, mostly Prefect start-up).
 #   CONFIG=configs/full.yaml bash scripts/main.sh       # real hardware
 #   bash scripts/main.sh --set pretrain.epochs=4         # one-off overrides
 set -euo pipefail

@@ -24,6 +24,8 @@ def check_offered(cfg: PipelineConfig) -> None:
     """Refuse a configuration that asks for a stage this amrlib does not have (no stage is faked)."""
     if cfg.lacd.enabled and not prune_tasks.lacd_available():
         raise ConfigError("lacd.enabled is true but amrlib.pruning has no lacd() yet: set lacd.enabled: false")
+    if cfg.method != "fcos":
+        raise ConfigError(f"method: {cfg.method} is not wired into prune_pipeline yet (only fcos is)")
 
 
 def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:

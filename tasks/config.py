@@ -126,6 +126,20 @@ class ChannelStageConfig(_Section):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class PeerConfig(_Section):
+    """A peer method (``method`` other than fcos): its MAC target and its options
+    (:func:`amrlib.pruning.methods.prune`'s keyword arguments, e.g. ``tolerance``, ``scope``, ``similarity``)."""
+    target_macs_reduction: float = 0.8
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("target_macs_reduction")
+    @classmethod
+    def _fraction(cls, v):
+        if not 0 < v < 1:
+            raise ValueError(f"peer.target_macs_reduction must be in (0, 1) (a fraction of MACs to remove), got {v}")
+        return v
+
+
 class RecalibrateConfig(_Section):
     """BatchNorm re-estimation after each structural stage (as :func:`amrlib.pruning.fcos`); 0 frames: off."""
     frames: int = Field(2048, ge=0)
@@ -175,7 +189,7 @@ class EvaluateConfig(_Section):
 
 class RegistryConfig(_Section):
     base_model: str | None = None      # default: amr-<model>-base
-    pruned_model: str | None = None    # default: amr-<model>-fcos
+    pruned_model: str | None = None    # default: amr-<model>-<method>
 
 
 class GateConfig(_Section):
@@ -204,8 +218,10 @@ class PipelineConfig(_Section):
     torch_threads: int | None = Field(None, ge=1)   # CPU threads for training (None: PyTorch's default)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
+    method: str = "fcos"               # fcos | l1 | bn_scale | fpgm | random | ssbn | layer_cka | lcp
     pretrain: PretrainConfig = PretrainConfig()
     channel_stage: ChannelStageConfig = ChannelStageConfig()
+    peer: PeerConfig = PeerConfig()
     recalibrate: RecalibrateConfig = RecalibrateConfig()
     lacd: LacdConfig = LacdConfig()
     finetune: FinetuneConfig = FinetuneConfig()
@@ -213,6 +229,14 @@ class PipelineConfig(_Section):
     registry: RegistryConfig = RegistryConfig()
     gate: GateConfig = GateConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v):
+        from amrlib.pruning.methods import METHODS
+        if v.lower() not in METHODS:
+            raise ValueError(f"unknown pruning method {v!r}; choose one of {', '.join(METHODS)}")
+        return v.lower()
 
     # ---- resolved values -------------------------------------------------------------------
     @property
@@ -229,7 +253,7 @@ class PipelineConfig(_Section):
 
     @property
     def pruned_model_name(self) -> str:
-        return self.registry.pruned_model or f"amr-{self.model.name}-fcos"
+        return self.registry.pruned_model or f"amr-{self.model.name}-{self.method}"
 
     def tracking_uri(self) -> str:
         if self.tracking.uri:

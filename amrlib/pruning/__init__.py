@@ -10,3 +10,4 @@ from .layers import remove_blocks
 from .probes import block_features, fit_probe, probe_blocks
 from .fcos import fcos
 from .recalibrate import recalibrate_bn
+from .methods import METHODS, prune, prune_fcos

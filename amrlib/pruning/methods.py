@@ -1,0 +1,79 @@
+"""Every pruning method amr-prune offers, behind one interface: FCOS and its peers.
+
+``prune(method, model, train, val, target_macs_reduction, *, seed=0, finetune=None, **options)``
+returns a :class:`~amrlib.pruning.api.PruneResult` (physically smaller copy of ``model``, a JSON plan
+that :func:`amrlib.pruning.rebuild` replays on the parent, a report). The report always carries
+``method``, ``model``, ``target``, ``target_met``, ``macs_before/after``, ``params_before/after``,
+``macs_reduction``, ``params_reduction`` and ``prune_seconds`` (the structural work, fine-tuning
+excluded); with ``finetune`` also ``finetune_seconds`` and ``accuracy_before/pruned/after`` on ``val``.
+
+FCOS and the target (*ours*): the MAC target is given to the channel stage (global uniform keep
+ratio, bisection); LaCD then removes the blocks that collapsed on top of it, so FCOS's final MAC
+reduction is at least the target — ``target_met`` means "reached or exceeded within tolerance" and the
+report says by how much it overshot (``macs_reduction`` vs ``target``). FCOS options are
+:func:`amrlib.pruning.fcos`'s keyword arguments (``interim_epochs``, ``lacd_margin``, ``linkage``, ...).
+"""
+from __future__ import annotations
+
+import time
+
+from ..measure import count_params
+from .api import PruneResult, PruningError
+from .fcos import fcos
+from .peers import CHANNEL_METHODS, LAYER_METHODS, PEER_METHODS
+from .peers.common import check_options, check_target, jsonable
+
+FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
+                "recalibrate_frames", "interim_epochs", "distill", "tolerance"}
+DEFAULT_FCOS_TOLERANCE = 0.02
+
+
+def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0, finetune=None,
+               **options) -> PruneResult:
+    """FCOS (channel stage at the MAC target, LaCD on top, optional fine-tuning) in the shared interface."""
+    check_options("fcos", options, FCOS_OPTIONS)
+    target = check_target(target_macs_reduction)
+    tolerance = float(options.pop("tolerance", DEFAULT_FCOS_TOLERANCE))
+    if not hasattr(model, "structure") or not hasattr(model, "arch"):
+        raise PruningError("fcos needs an amr-prune model (with .arch and .structure())")
+    if int(options.get("interim_epochs", 0) or 0) > 0 and finetune is None:
+        raise PruningError("fcos: interim_epochs > 0 needs a finetune configuration (its recipe is reused)")
+    t0 = time.perf_counter()
+    res = fcos(model, train, val, target_macs_reduction=target, finetune=finetune, seed=seed, **options)
+    wall = time.perf_counter() - t0
+    rep = res.report
+    seconds = rep["seconds"]
+    prune_seconds = seconds.get("channel_stage", 0.0) + seconds.get("lacd", 0.0)
+    macs0, macs1 = rep["parent"]["macs"], rep["model"]["macs"]
+    report = {"method": "fcos", "model": model.arch.get("name"), "target": target,
+              "target_met": rep["macs_reduction"] >= target - tolerance, "tolerance": tolerance,
+              "macs_before": macs0, "macs_after": macs1,
+              "params_before": rep["parent"]["params"], "params_after": count_params(res.model),
+              "macs_reduction": rep["macs_reduction"], "params_reduction": rep["params_reduction"],
+              "prune_seconds": prune_seconds, "wall_seconds": wall,
+              "channel_stage_macs_reduction": 1 - rep["channel_stage"]["macs"] / macs0,
+              "removed_blocks": rep["removed_blocks"], "diagnosis": rep["diagnosis"],
+              "stage_seconds": seconds}
+    if "interim_finetune" in seconds:
+        report["interim_seconds"] = seconds["interim_finetune"]
+    if finetune is not None:
+        accs, high = rep["accuracy"], rep["high_snr_accuracy"]
+        report.update({"finetune_seconds": seconds.get("finetune", 0.0),
+                       "accuracy_before": accs["parent"], "accuracy_pruned": accs["lacd"],
+                       "accuracy_after": accs["finetuned"], "high_snr_accuracy_before": high["parent"],
+                       "high_snr_accuracy_pruned": high["lacd"], "high_snr_accuracy_after": high["finetuned"]})
+    plan = {**res.plan, "method": "fcos", "options": jsonable({"target_macs_reduction": target, **options})}
+    return PruneResult(model=res.model, plan=jsonable(plan), report=jsonable(report))
+
+
+METHODS = {"fcos": prune_fcos, **PEER_METHODS}
+METHOD_KINDS = {"fcos": "channel+layer", **{m: "channel" for m in CHANNEL_METHODS},
+                **{m: "layer" for m in LAYER_METHODS}}
+
+
+def prune(method: str, model, train, val, target_macs_reduction: float, *, seed: int = 0, finetune=None,
+          **options) -> PruneResult:
+    """Prune ``model`` with the method named ``method`` (one of :data:`METHODS`) to the MAC target."""
+    if method not in METHODS:
+        raise PruningError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[method](model, train, val, target_macs_reduction, seed=seed, finetune=finetune, **options)

@@ -210,6 +210,7 @@ class GateConfig(_Section):
 class TrackingConfig(_Section):
     uri: str | None = None             # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow/mlflow.db
     experiment: str = "amr-prune"
+    parent_run_id: str | None = None   # nest the flow's MLflow run under this run (set by the sweep flow)
 
 
 class PipelineConfig(_Section):

@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from tasks import data as data_tasks
 from tasks import evaluate as eval_tasks
 from tasks import gate as gate_tasks
+from tasks import peers as peer_tasks
 from tasks import prune as prune_tasks
 from tasks import registry as registry_tasks
 from tasks import train as train_tasks
@@ -22,10 +23,8 @@ from tasks.config import REPO_ROOT, ConfigError, PipelineConfig, load_config
 
 def check_offered(cfg: PipelineConfig) -> None:
     """Refuse a configuration that asks for a stage this amrlib does not have (no stage is faked)."""
-    if cfg.lacd.enabled and not prune_tasks.lacd_available():
+    if cfg.method == "fcos" and cfg.lacd.enabled and not prune_tasks.lacd_available():
         raise ConfigError("lacd.enabled is true but amrlib.pruning has no lacd() yet: set lacd.enabled: false")
-    if cfg.method != "fcos":
-        raise ConfigError(f"method: {cfg.method} is not wired into prune_pipeline yet (only fcos is)")
 
 
 def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:
@@ -35,7 +34,9 @@ def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:
         pretrain=bind_storage(train_tasks.pretrain, runs),
         checkout_version=registry_tasks.checkout_version,
         channel_stage=bind_storage(prune_tasks.channel_stage, runs),
+        interim_finetune=bind_storage(train_tasks.interim_finetune, runs),
         lacd=bind_storage(prune_tasks.lacd, runs),
+        peer_stage=bind_storage(peer_tasks.peer_stage, runs),
         finetune=bind_storage(train_tasks.finetune, runs),
         evaluate=bind_storage(eval_tasks.evaluate, runs),
         register=bind_storage(registry_tasks.register, runs),

@@ -1,6 +1,16 @@
-"""``prune_pipeline``: the FCOS method end to end, as in the method's figure —
+"""``prune_pipeline``: one pruning method end to end, chosen by the configuration's ``method:``.
 
-    fetch -> pretrain -> channel stage -> LaCD -> fine-tune -> evaluate -> register -> promotion gate
+FCOS (``method: fcos``), as in the method's figure, with the optional recovery before LaCD::
+
+    fetch -> pretrain -> channel stage -> [interim fine-tune] -> LaCD -> fine-tune -> evaluate -> register -> gate
+
+Any peer (``l1``, ``bn_scale``, ``fpgm``, ``random``, ``ssbn``, ``layer_cka``, ``lcp``)::
+
+    fetch -> pretrain -> peer stage -> fine-tune -> evaluate -> register -> gate
+
+Every method gets the same ``finetune`` stage and settings and the same BatchNorm recalibration, and its
+versions are registered as ``amr-<model>-<method>`` with the same lineage tags. On the peer path the base
+model is registered only once the peer stage succeeded, so an impossible request registers nothing.
 
 Run it: ``.venv/bin/python -m flows pipeline --config configs/default.yaml`` (see flows/README.md).
 Each stage is a cached Prefect task keyed by its inputs, its configuration and the data md5, so a re-run
@@ -14,7 +24,7 @@ from prefect import flow
 
 from tasks import tracking
 
-from .context import flow_context, runs_of, split_of
+from .context import FlowContext, flow_context, runs_of, split_of
 
 
 @flow(name="prune_pipeline", log_prints=True)
@@ -22,6 +32,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
     with flow_context(config, overrides, "prune_pipeline") as ctx:
         cfg, t, T, summary = ctx.cfg, ctx.tracking, ctx.tasks, ctx.summary
         runs, split = runs_of(cfg), split_of(cfg)
+        summary["method"] = cfg.method
 
         data = T.fetch_dataset(str(cfg.root_path), cfg.data.dvc_file, cfg.data.remote,
                                cfg.data.synthetic.model_dump())
@@ -29,27 +40,33 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
         tracking.client_for(t).set_tag(t["parent_run_id"], "data_md5", data["md5"])
 
         # the parent network: trained here, or a registered base reused by alias
+        base_version = None
         if cfg.pretrain.reuse_alias:
             base, base_version = T.checkout_version(cfg.base_model_name, cfg.pretrain.reuse_alias, None, runs, t)
             if (base["num_classes"], base["frame_length"]) != (len(data["classes"]), data["frame_length"]):
                 raise ValueError(f"pretrain.reuse_alias: {cfg.base_model_name}@{cfg.pretrain.reuse_alias} has "
                                  f"{base['num_classes']} classes and frame length {base['frame_length']}, the "
                                  f"dataset {data['relpath']} {len(data['classes'])} and {data['frame_length']}")
-            base_eval = T.evaluate("base", cfg.evaluate.model_dump(), base, None, data, split, runs, t)
         else:
             base = T.pretrain(cfg.pretrain.model_dump(), cfg.model.model_dump(), data, split, runs, t)
-            base_eval = T.evaluate("base", cfg.evaluate.model_dump(), base, None, data, split, runs, t)
-            base_version = T.register("base", cfg.base_model_name, base, base_eval, None, data,
-                                      t["uri"], runs, t)
-            summary["base_champion"] = T.base_champion(base_version, base_eval, t)
+        base_eval = T.evaluate("base", cfg.evaluate.model_dump(), base, None, data, split, runs, t)
 
-        # FCOS: channel stage, then LaCD, then fine-tuning
+        def register_base() -> dict:
+            version = T.register("base", cfg.base_model_name, base, base_eval, None, data, t["uri"], runs, t)
+            summary["base_champion"] = T.base_champion(version, base_eval, t)
+            return version
+
         recal = cfg.recalibrate.model_dump()
-        pruned = T.channel_stage(cfg.channel_stage.stage_kwargs(), recal, base, data, split, runs, t)
-        if cfg.lacd.enabled:
-            pruned = T.lacd(cfg.lacd.stage_kwargs(), recal, pruned, data, split, runs, t)
+        if cfg.method == "fcos":
+            if base_version is None:
+                base_version = register_base()
+            stages = _fcos(ctx, base, data, split, runs, recal)
+        else:
+            stages = [T.peer_stage(cfg.method, cfg.peer.stage_kwargs(), recal, base, data, split, runs, t)]
+            if base_version is None:
+                base_version = register_base()
         teacher = base if cfg.finetune.use_teacher else None
-        tuned = T.finetune(cfg.finetune.model_dump(), pruned, teacher, data, split, runs, t)
+        tuned = T.finetune(cfg.finetune.model_dump(), stages[-1], teacher, data, split, runs, t)
 
         tuned_eval = T.evaluate("pruned", cfg.evaluate.model_dump(), tuned, base_eval, data, split, runs, t)
         version = T.register("pruned", cfg.pruned_model_name, tuned, tuned_eval, base_version, data,
@@ -57,12 +74,25 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
         decision = T.promotion_gate(version, tuned_eval, base_eval, cfg.gate.model_dump(), t)
 
         summary.update(base=_brief(base_version, base_eval), pruned=_brief(version, tuned_eval),
-                       gate=decision, stages=[s["stage"] for s in (base, pruned, tuned)])
+                       gate=decision, stages=[s["stage"] for s in (base, *stages, tuned)])
         tracking.log_metrics(tracking.client_for(t), t["parent_run_id"], {
             "base_test_accuracy": base_eval["accuracy"], "pruned_test_accuracy": tuned_eval["accuracy"],
             "pruned_high_snr_accuracy": tuned_eval["high_snr_accuracy"], "base_macs": base_eval["macs"],
             "pruned_macs": tuned_eval["macs"], **tuned_eval["vs_reference"], "gate_passed": float(decision["passed"])})
         return summary
+
+
+def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, recal: dict) -> list[dict]:
+    """FCOS's structural stages: channel stage, the optional interim recovery, LaCD (results in order)."""
+    cfg, t, T = ctx.cfg, ctx.tracking, ctx.tasks
+    stages = [T.channel_stage(cfg.channel_stage.stage_kwargs(), recal, base, data, split, runs, t)]
+    if cfg.lacd.enabled and cfg.lacd.interim_epochs:
+        interim = {**cfg.finetune.model_dump(), "epochs": cfg.lacd.interim_epochs}
+        teacher = base if cfg.finetune.use_teacher else None
+        stages.append(T.interim_finetune(interim, stages[-1], teacher, data, split, runs, t))
+    if cfg.lacd.enabled:
+        stages.append(T.lacd(cfg.lacd.stage_kwargs(), recal, stages[-1], data, split, runs, t))
+    return stages
 
 
 def _brief(version: dict, evaluation: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from amrlib.pruning.methods import METHODS
 from tasks.config import PipelineConfig
 from tasks.registry import registry_state
 
@@ -18,16 +19,29 @@ def _f(tags: dict, key: str, fmt: str = "{:.4f}") -> str:
         return "-"
 
 
+def model_names(cfg: PipelineConfig) -> list[str]:
+    """The base model, the configured pruned model, and ``amr-<model>-<method>`` of every other method."""
+    names = [cfg.base_model_name, cfg.pruned_model_name] + [f"amr-{cfg.model.name}-{m}" for m in METHODS]
+    return list(dict.fromkeys(names))
+
+
+def _target(t: dict) -> str:
+    if "target_macs_reduction" not in t:
+        return "-"
+    met = {"True": "", "False": " (not met)"}.get(t.get("target_met", "True"), "")
+    return _f(t, "target_macs_reduction", "{:.0%}") + met
+
+
 def print_registry(cfg: PipelineConfig) -> list[dict]:
     uri = cfg.tracking_uri()
-    rows = registry_state(uri, [cfg.base_model_name, cfg.pruned_model_name])
+    rows = registry_state(uri, model_names(cfg))
     table = Table(title=f"Registered models at {uri}")
-    for col in ("model", "version", "aliases", "method", "test acc", "high-SNR acc", "MACs", "params",
+    for col in ("model", "version", "aliases", "method", "target", "test acc", "high-SNR acc", "MACs", "params",
                 "MAC red.", "acc drop", "gate", "data md5", "git"):
         table.add_column(col)
     for r in rows:
         t = r["tags"]
-        table.add_row(r["name"], r["version"], ", ".join(r["aliases"]) or "-", t.get("method", "-"),
+        table.add_row(r["name"], r["version"], ", ".join(r["aliases"]) or "-", t.get("method", "-"), _target(t),
                       _f(t, "test_accuracy"), _f(t, "test_high_snr_accuracy"), _f(t, "macs", "{:,.0f}"),
                       _f(t, "params", "{:,.0f}"), _f(t, "mac_reduction", "{:.1%}"), _f(t, "accuracy_drop"),
                       t.get("gate.passed", "-"), t.get("data_md5", "-")[:8], t.get("git_commit", "-")[:8])
@@ -39,12 +53,13 @@ def print_registry(cfg: PipelineConfig) -> list[dict]:
 
 def print_report(cfg: PipelineConfig, summary: dict) -> None:
     gate = summary.get("gate", {})
-    console.rule("prune_pipeline")
+    console.rule(f"prune_pipeline: {summary.get('method', cfg.method)}")
     base, pruned = summary.get("base", {}), summary.get("pruned", {})
     console.print(f"data: {summary['data']['relpath']} (md5 {summary['data']['md5']}, {summary['data']['frames']} frames)")
     console.print(f"base   {base.get('model')} v{base.get('version')}: test accuracy {base.get('accuracy', 0):.4f}, "
                   f"MACs {base.get('macs', 0):,}")
-    console.print(f"pruned {pruned.get('model')} v{pruned.get('version')}: test accuracy "
+    console.print(f"pruned {pruned.get('model')} v{pruned.get('version')} ({summary.get('method', cfg.method)}): "
+                  f"test accuracy "
                   f"{pruned.get('accuracy', 0):.4f} (drop {pruned.get('accuracy_drop', 0):+.4f}), MACs "
                   f"{pruned.get('macs', 0):,} ({pruned.get('mac_reduction', 0):.1%} fewer)")
     verdict = "PASSED: champion moved" if gate.get("passed") else f"not passed ({'; '.join(gate.get('reasons', []))})"

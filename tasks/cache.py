@@ -33,8 +33,10 @@ _COMMON = ("amrlib/models", "amrlib/measure.py", "amrlib/data/dataset.py", "amrl
 CODE_DEPS: dict[str, tuple[str, ...]] = {
     "pretrain": _COMMON + ("amrlib/train", "tasks/train.py"),
     "finetune": _COMMON + ("amrlib/train", "tasks/train.py"),
+    "interim_finetune": _COMMON + ("amrlib/train", "tasks/train.py"),
     "channel_stage": _COMMON + ("amrlib/pruning/*.py", "amrlib/plots.py", "tasks/prune.py"),
     "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
+    "peer_stage": _COMMON + ("amrlib/pruning", "amrlib/train", "amrlib/plots.py", "tasks/prune.py", "tasks/peers.py"),
     "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
     "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py"),
 }

@@ -127,10 +127,24 @@ class ChannelStageConfig(_Section):
 
 
 class PeerConfig(_Section):
-    """A peer method (``method`` other than fcos): its MAC target and its options
-    (:func:`amrlib.pruning.methods.prune`'s keyword arguments, e.g. ``tolerance``, ``scope``, ``similarity``)."""
+    """A peer method (``method`` other than fcos): its MAC target, its options
+    (:func:`amrlib.pruning.methods.prune`'s keyword arguments, e.g. ``tolerance``, ``scope``, ``similarity``;
+    checked by the method itself when the peer stage runs) and the seed it gets (random scores, probe subsets)."""
     target_macs_reduction: float = 0.8
     options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(0, ge=0)
+
+    @field_validator("options")
+    @classmethod
+    def _no_reserved(cls, v):
+        reserved = sorted({"seed", "finetune", "target_macs_reduction"} & set(v))
+        if reserved:
+            raise ValueError(f"{reserved} cannot be method options: seed and target_macs_reduction are settings "
+                             f"of the peer section, fine-tuning is the finetune section")
+        return v
+
+    def stage_kwargs(self) -> dict[str, Any]:
+        return self.model_dump()
 
     @field_validator("target_macs_reduction")
     @classmethod
@@ -155,9 +169,19 @@ class LacdConfig(_Section):
     max_val_frames: int | None = Field(4000, ge=1)
     probe: Literal["softmax", "ridge"] = "ridge"
     seed: int = Field(0, ge=0)
+    # FCOS's optional recovery fine-tune between the channel stage and LaCD (amrlib's fcos(interim_epochs=N)):
+    # N epochs with the finetune section's recipe, so LaCD probes a network that works again (0 = off)
+    interim_epochs: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _interim_needs_lacd(self):
+        if self.interim_epochs and not self.enabled:
+            raise ValueError("interim_epochs > 0 is the recovery before LaCD: it needs enabled: true "
+                             "(with LaCD off, give the epochs to finetune instead)")
+        return self
 
     def stage_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"enabled"})
+        return self.model_dump(exclude={"enabled", "interim_epochs"})
 
 
 class FinetuneConfig(TrainSettings):

@@ -29,8 +29,10 @@ def _reductions(before: dict, after: dict) -> dict[str, float]:
             "param_reduction": 1 - after["params"] / before["params"]}
 
 
-def _recalibrate(model, data: dict, split: dict, recal: dict):
-    """Re-estimate BatchNorm statistics on training frames after a structural change (as amrlib's fcos())."""
+def recalibrate_bn_stats(model, data: dict, split: dict, recal: dict):
+    """Re-estimate BatchNorm statistics on training frames after a structural change (as amrlib's fcos()).
+    The pipeline applies the same ``recalibrate`` settings after every method's structural stage (FCOS's
+    two stages and each peer's), so no method is compared with stale normalisation statistics."""
     if not recal["frames"]:
         return model
     train, _, _ = load_splits(data, split)
@@ -52,7 +54,7 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
         model = load_stage_model(parent)
         t0 = time.perf_counter()
         pruned, plan = pruning.channel_stage(model, **settings)
-        pruned = _recalibrate(pruned, data, split, recalibrate)
+        pruned = recalibrate_bn_stats(pruned, data, split, recalibrate)
         seconds = time.perf_counter() - t0
         saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
         plan_path = stage.dir / "plan.json"
@@ -63,8 +65,12 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
         run.metrics(metrics)
         run.artifact(plan_path)
         run.artifact(widths)
+        lineage = {"method": "fcos", "options": {"channel_stage": settings}, "recalibrate": recalibrate}
+        if settings.get("target_macs_reduction") is not None:
+            lineage["target_macs_reduction"] = settings["target_macs_reduction"]
         return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
-                             "parent_checkpoint_md5": parent["checkpoint_md5"], "mlflow_run_id": run.run_id})
+                             "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
+                             "mlflow_run_id": run.run_id})
 
 
 @task(**stage_options("lacd"))
@@ -85,7 +91,7 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
         t0 = time.perf_counter()
         compact, diagnosis = pruning.lacd(model, train, val, **settings)
         if diagnosis.get("removed"):
-            compact = _recalibrate(compact, data, split, recalibrate)
+            compact = recalibrate_bn_stats(compact, data, split, recalibrate)
         seconds = time.perf_counter() - t0
         saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
         diagnosis_path = stage.dir / "diagnosis.json"
@@ -98,8 +104,10 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
         run.metrics(metrics)
         for path in (diagnosis_path, plan_path, curve):
             run.artifact(path)
+        lineage = dict(pruned.get("pruning") or {"method": "fcos"})
+        lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
         return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
-                             "method": "fcos", "parent_checkpoint_md5": pruned["checkpoint_md5"],
+                             "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": pruned["checkpoint_md5"],
                              "mlflow_run_id": run.run_id})
 
 

@@ -50,7 +50,8 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
              registry_uri: str, runs: str, tracking: dict) -> dict:
     """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.
 
-    Tags: data md5, git commit, parent model name/version, method, flow run id, compression metrics.
+    Tags: data md5, git commit, parent model name/version, method with its target and options, plan md5,
+    flow run id, compression metrics (:func:`lineage_tags`).
     """
     stage = Stage("register", {"role": role, "name": name, "model": model, "evaluation": evaluation,
                                "parent": parent, "data": data, "registry_uri": registry_uri, "runs": runs}, runs)
@@ -79,7 +80,8 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
         try:
             client.get_registered_model(name)
         except MlflowException:
-            client.create_registered_model(name, description=f"amr-prune {role} models (FCOS pipeline)")
+            what = "pretrained parents" if role == "base" else f"models pruned with {model.get('method', '?')}"
+            client.create_registered_model(name, description=f"amr-prune {what} (prune_pipeline)")
         mv = client.create_model_version(name, source=info.model_uri, run_id=run.run_id, tags=tags,
                                          model_id=info.model_id)
         client.set_registered_model_alias(name, CHALLENGER, mv.version)
@@ -104,6 +106,26 @@ def lineage_tags(role: str, model: dict, evaluation: dict, parent: dict | None, 
     for k, v in (evaluation.get("vs_reference") or {}).items():
         if v is not None:
             tags[k] = f"{v:.6f}"
+    tags.update(pruning_tags(model))
+    return tags
+
+
+def pruning_tags(model: dict) -> dict[str, str]:
+    """How a pruned model was made: ``target_macs_reduction`` (when the method was given one), ``options``
+    (JSON: the method's options and seed; FCOS: its channel_stage / interim / lacd settings),
+    ``target_met``, ``recalibrate_frames`` and ``plan_md5`` (the plan artefact's md5)."""
+    lineage = model.get("pruning") or {}
+    tags = {}
+    if lineage.get("target_macs_reduction") is not None:
+        tags["target_macs_reduction"] = str(lineage["target_macs_reduction"])
+    if "options" in lineage:
+        tags["options"] = json.dumps(lineage["options"], sort_keys=True, separators=(",", ":"))[:5000]
+    if "target_met" in lineage:
+        tags["target_met"] = str(bool(lineage["target_met"]))
+    if lineage.get("recalibrate"):
+        tags["recalibrate_frames"] = str(lineage["recalibrate"].get("frames"))
+    if model.get("plan") and Path(model["plan"]).exists():
+        tags["plan_md5"] = file_md5(Path(model["plan"]))
     return tags
 
 

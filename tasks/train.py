@@ -1,5 +1,5 @@
-"""Training stages: ``pretrain`` (the parent network) and ``finetune`` (the pruned network), around
-:func:`amrlib.train.fit`; plus ``reuse_base`` (a registered base model instead of pretraining)."""
+"""Training stages around :func:`amrlib.train.fit`: ``pretrain`` (the parent network), ``finetune`` (the
+pruned network, every method) and ``interim_finetune`` (FCOS's short recovery between its two stages)."""
 from __future__ import annotations
 
 import time
@@ -46,20 +46,40 @@ def pretrain(settings: dict, model: dict, data: dict, split: dict, runs: str, tr
                              "mlflow_run_id": run.run_id})
 
 
-@task(**stage_options("finetune"))
-def finetune(settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
-             tracking: dict | None) -> dict:
-    """Fine-tune the pruned network (optionally distilling from its parent)."""
-    stage = Stage("finetune", {"settings": settings, "pruned": pruned, "teacher": teacher, "data": data,
-                               "split": split, "runs": runs}, runs)
+def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
+          tracking: dict | None, pruning: dict | None = None) -> dict:
+    """Fine-tune the model of stage result ``pruned`` as stage ``name``; the result carries the pruning
+    lineage (``method``, ``plan``, ``pruning``: method, target, options) on to the next stage."""
+    stage = Stage(name, {"settings": settings, "pruned": pruned, "teacher": teacher, "data": data,
+                         "split": split, "runs": runs}, runs)
     if stage.done:
         return stage.done
-    with StageRun(tracking, "finetune") as run:
+    with StageRun(tracking, name) as run:
         run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
         net = load_stage_model(pruned).train()
         teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
         out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net)
-        saved = save_stage_model(net, stage, extra={"stage": "finetune", "classes": data["classes"]})
+        saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
         run.metrics({"macs": saved["macs"], "params": saved["params"]})
         return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
-                             "classes": data["classes"], "mlflow_run_id": run.run_id})
+                             "pruning": pruning or pruned.get("pruning"), "classes": data["classes"],
+                             "mlflow_run_id": run.run_id})
+
+
+@task(**stage_options("finetune"))
+def finetune(settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
+             tracking: dict | None) -> dict:
+    """Fine-tune the pruned network (optionally distilling from its parent). Every method gets this same
+    stage with the same ``finetune`` settings, so methods are compared at an equal fine-tuning budget."""
+    return _tune("finetune", settings, pruned, teacher, data, split, runs, tracking)
+
+
+@task(**stage_options("interim_finetune"))
+def interim_finetune(settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
+                     tracking: dict | None) -> dict:
+    """FCOS's short recovery between the channel stage and LaCD (``lacd.interim_epochs``: the finetune
+    recipe with that many epochs), so LaCD's probes diagnose a network that works again instead of one still
+    broken by the channel cut (without it LaCD over-removes; see README's FCOS benchmark)."""
+    lineage = dict(pruned.get("pruning") or {"method": pruned.get("method", "fcos")})
+    lineage["options"] = {**lineage.get("options", {}), "interim_epochs": int(settings["epochs"])}
+    return _tune("interim_finetune", settings, pruned, teacher, data, split, runs, tracking, lineage)

@@ -40,12 +40,31 @@ def test_relative_config_path_resolves_from_anywhere(tmp_path, monkeypatch):
     ({"data": {"split_fractions": [0.5, 0.5, 0.0]}}, "split_fractions"),
     ({"data": {"synthetic": {"classes": ["BPSK", "FM-RADIO"]}}}, "unknown: ['FM-RADIO']"),
     ({"finetune": {"kd_alpha": 0.5}}, "kd_alpha > 0 needs use_teacher"),
+    ({"method": "l2"}, "unknown pruning method 'l2'"),
+    ({"peer": {"target_macs_reduction": 1.0}}, "peer.target_macs_reduction must be in (0, 1)"),
+    ({"peer": {"seed": -1}}, "peer.seed"),
+    ({"peer": {"options": {"seed": 3}}}, "['seed'] cannot be method options"),
+    ({"peer": {"target": 0.5}}, "peer.target: unknown setting"),
+    ({"lacd": {"interim_epochs": -1}}, "lacd.interim_epochs"),
+    ({"lacd": {"interim_epochs": 2, "enabled": False}}, "interim_epochs > 0 is the recovery before LaCD"),
 ])
 def test_bad_settings_are_named(override, message):
     with pytest.raises(ConfigError) as err:
         load_config(REPO_ROOT / "configs" / "default.yaml", override)
     assert message in str(err.value)
     assert "default.yaml" in str(err.value)
+
+
+def test_method_settings():
+    """Peers are chosen by name; FCOS's interim recovery is off by default in code, on (2) in full.yaml."""
+    cfg = parse_config({"method": "LCP", "model": {"name": "cnn1d"},
+                        "peer": {"target_macs_reduction": 0.4, "options": {"probe_frames": 64}}})
+    assert cfg.method == "lcp" and cfg.pruned_model_name == "amr-cnn1d-lcp"
+    assert cfg.peer.stage_kwargs() == {"target_macs_reduction": 0.4, "options": {"probe_frames": 64}, "seed": 0}
+    assert parse_config({}).lacd.interim_epochs == 0
+    assert "interim_epochs" not in parse_config({"lacd": {"interim_epochs": 2}}).lacd.stage_kwargs()
+    assert load_config(REPO_ROOT / "configs" / "full.yaml").lacd.interim_epochs == 2
+    assert load_config(REPO_ROOT / "configs" / "full.yaml", {"method": "l1"}).pruned_model_name == "amr-resnet56-l1"
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -92,20 +92,25 @@ def test_local_sweep_with_a_training_limit_of_one(project):
     assert md.count("| cnn1d | fcos |") == 3 and "FINISHED" in md
 
 
-def test_dask_sweep_runs_combinations_in_worker_processes(project):
+def test_dask_sweep_of_two_methods_runs_in_worker_processes(project):
     from flows.sweep import run_sweep
-    path = sweep_file(project, "dask.yaml", targets=[0.4, 0.6], runner="dask", workers=2,
+    path = sweep_file(project, "dask.yaml", methods=["fcos", "l1"], targets=[0.4], runner="dask", workers=2,
                       training={"limit_name": "test-training-dask", "max_concurrent": 2})
     before = versions(project, PRUNED)
     summary = run_sweep(path)
     assert not summary["failed"], summary["failed"]
-    assert set(summary["workers"]) == {"cnn1d-fcos-0.4", "cnn1d-fcos-0.6"}
+    assert set(summary["workers"]) == {"cnn1d-fcos-0.4", "cnn1d-l1-0.4"}
     pids = {w.split(":")[1] for w in summary["workers"].values()}
     assert str(os.getpid()) not in pids                      # ran in Dask worker processes, not in this one
     runs = children(project, summary["mlflow_sweep_run_id"])
-    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
-    assert versions(project, BASE) == [1] and len(versions(project, PRUNED)) == len(before) + 2   # parent cached
-    assert [r["status"] for r in summary["rows"]] == ["FINISHED", "FINISHED"]
+    assert sorted(r.data.params["method"] for r in runs) == ["fcos", "l1"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert versions(project, BASE) == [1] and len(versions(project, PRUNED)) == len(before) + 1   # parent cached
+    assert versions(project, "amr-cnn1d-l1") == [1]
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert rows["l1"]["version"] == "amr-cnn1d-l1 v1" and rows["l1"]["status"] == "FINISHED"
+    tags = project.client.get_model_version("amr-cnn1d-l1", "1").tags
+    assert rows["l1"]["mac_reduction"] == pytest.approx(float(tags["mac_reduction"])) > 0.3
 
 
 def test_a_failing_combination_fails_the_sweep_after_its_report(project, monkeypatch):

@@ -118,7 +118,7 @@ def status(config: str = CONFIG) -> None:
     print_registry(load_config(config))
 
 
-from . import cli_sweep  # noqa: E402,F401  (registers the sweep commands on app)
+from . import cli_scale  # noqa: E402,F401  (registers sweep, sweep-report and deploy on app)
 
 
 def main() -> None:

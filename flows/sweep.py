@@ -213,9 +213,29 @@ def shared_api() -> Iterator[str]:
     server.start()
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+            try:
+                yield server.api_url
+            finally:
+                _drain_to_api()
     finally:
         server.stop()
+
+
+def _drain_to_api() -> None:
+    """Send the queued logs and events before the temporary API stops (as prefect_test_harness does)."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain():
+        for drain_call in (lambda: APILogWorker.instance().drain(), EventsWorker.drain_all):
+            with contextlib.suppress(RuntimeError):       # a worker that never started
+                result = drain_call()
+                if inspect.isawaitable(result):
+                    await result
+    run_coro_as_sync(drain())
 
 
 def run_sweep(sweep_config: str | Path = "configs/sweep.yaml", overrides: dict[str, Any] | None = None) -> dict:

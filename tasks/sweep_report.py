@@ -119,7 +119,7 @@ def _fmt(value, kind: str = "") -> str:
     if kind == "pct":
         return f"{100 * value:.1f}%"
     if kind == "pt":
-        return f"{-100 * value:+.2f} pt"
+        return f"{-100 * value + 0.0:+.2f} pt"      # + 0.0: no "-0.00"
     if kind == "acc":
         return f"{value:.4f}"
     if kind == "int":

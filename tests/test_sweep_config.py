@@ -77,3 +77,15 @@ def test_pareto_front(tmp_path):
     assert pareto_front([]) == []
     png = accuracy_vs_reduction([{**p, "label": "m", "group": "g"} for p in pts], tmp_path / "p.png", {"g": 0.7})
     assert png.stat().st_size > 1000
+
+
+def test_cli_sweep_refuses_a_bad_sweep_config_before_starting_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"methods": ["fcos", "nope"]}))
+    out = CliRunner().invoke(app, ["sweep", "-s", str(path)])
+    assert out.exit_code == 1 and "unknown pruning method(s) ['nope']" in out.output
+    out = CliRunner().invoke(app, ["sweep", "-s", str(REPO_ROOT / "configs" / "sweep.yaml"), "--target", "1.5"])
+    assert out.exit_code == 1 and "each in (0, 1); got [1.5]" in out.output

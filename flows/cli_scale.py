@@ -1,8 +1,10 @@
-"""Sweep commands of ``python -m flows`` (registered on the app of flows/cli.py by importing this module):
+"""Scale-out commands of ``python -m flows`` (registered on the app of flows/cli.py by importing this module;
+docs/SCALING.md):
 
     sweep          run prune_pipeline for every (method, target, model) of a sweep configuration, locally or on
                    Dask, and print the table read back from MLflow
     sweep-report   the table and Pareto plot of a finished sweep run, read from the tracking store
+    deploy         register prune_pipeline as a deployment on a Prefect work pool (needs PREFECT_API_URL)
 """
 from __future__ import annotations
 
@@ -90,3 +92,24 @@ def sweep_report_command(run_id: str = typer.Argument(..., help="the sweep's MLf
     paths = write_report(rows, out or cfg.root_path / sw.out_dir / run_id, title=f"sweep {run_id[:8]}")
     typer.echo(markdown(rows))
     typer.echo(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
+
+
+@app.command("deploy")
+def deploy_command(pool: str = typer.Option(..., help="the work pool (prefect work-pool create NAME --type process)"),
+                   name: str = typer.Option("prune", help="deployment name: prune_pipeline/NAME"),
+                   config: str = typer.Option("configs/default.yaml", "--config", "-c",
+                                              help="the configuration the runs use (a path on the worker)"),
+                   source: Optional[str] = typer.Option(None, help="where workers get the code: this checkout "
+                                                                   "(default) or a Git URL"),
+                   image: Optional[str] = typer.Option(None, help="container image for a Docker/Kubernetes pool")) -> None:
+    """Register prune_pipeline as a deployment on a Prefect work pool (a worker then runs its flow runs)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from .deploy import deploy
+    if not PREFECT_API_URL.value():
+        _error(RuntimeError("PREFECT_API_URL is not set: deployments and workers need a Prefect server "
+                            "(.venv/bin/prefect server start --host 127.0.0.1 --port 4200)"))
+    deployment_id = deploy(pool, name=name, config=config, source=source, image=image)
+    typer.echo(f"deployment prune_pipeline/{name} ({deployment_id}) on work pool {pool!r}; start a worker: "
+               f".venv/bin/prefect worker start --pool {pool}; trigger a run: "
+               f".venv/bin/prefect deployment run prune_pipeline/{name}")

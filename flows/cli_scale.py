@@ -109,7 +109,10 @@ def deploy_command(pool: str = typer.Option(..., help="the work pool (prefect wo
     if not PREFECT_API_URL.value():
         _error(RuntimeError("PREFECT_API_URL is not set: deployments and workers need a Prefect server "
                             "(.venv/bin/prefect server start --host 127.0.0.1 --port 4200)"))
-    deployment_id = deploy(pool, name=name, config=config, source=source, image=image)
+    try:
+        deployment_id = deploy(pool, name=name, config=config, source=source, image=image)
+    except ValueError as exc:
+        _error(exc)
     typer.echo(f"deployment prune_pipeline/{name} ({deployment_id}) on work pool {pool!r}; start a worker: "
                f".venv/bin/prefect worker start --pool {pool}; trigger a run: "
                f".venv/bin/prefect deployment run prune_pipeline/{name}")

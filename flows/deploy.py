@@ -24,15 +24,30 @@ def deploy(pool: str, name: str = "prune", config: str = "configs/default.yaml",
            job_variables: dict[str, Any] | None = None) -> str:
     """Register the deployment ``prune_pipeline/<name>`` on the work pool ``pool``; returns its id.
 
-    ``source``: where the worker gets the code (default: this checkout; a Git URL works too). ``image``: the
-    container image for a Docker / Kubernetes pool (built and pushed elsewhere; never built here).
+    Process pools: the worker runs the code from ``source`` (default: this checkout; a Git URL works too).
+    Container pools (Docker, Kubernetes): ``image`` holds the installed project (built and pushed elsewhere;
+    never built here) and the worker imports the flow from the ``flows`` package inside it.
     """
     from prefect.flows import Flow
+    from prefect.types.entrypoint import EntrypointType
 
-    flow = Flow.from_source(source=source or str(REPO_ROOT), entrypoint=ENTRYPOINT)
-    deployment_id = flow.deploy(name=name, work_pool_name=pool, image=image, build=False, push=False,
-                                parameters={"config": config, "overrides": overrides or {}},
-                                job_variables=job_variables or {}, print_next_steps=False, ignore_warnings=True,
-                                description="FCOS prune pipeline (fetch -> pretrain -> prune -> fine-tune -> "
-                                            "evaluate -> register -> gate) on a work pool")
+    from .prune_pipeline import prune_pipeline
+    common = dict(name=name, work_pool_name=pool, parameters={"config": config, "overrides": overrides or {}},
+                  job_variables=job_variables or {}, print_next_steps=False, ignore_warnings=True,
+                  description="FCOS prune pipeline (fetch -> pretrain -> prune -> fine-tune -> evaluate -> "
+                              "register -> gate) on a work pool")
+    if image:
+        if source:
+            raise ValueError("give either source (a process pool runs that code) or image (the code is in the image)")
+        deployment_id = prune_pipeline.deploy(image=image, build=False, push=False,
+                                              entrypoint_type=EntrypointType.MODULE_PATH, **common)
+    else:
+        # from_source imports flows.prune_pipeline, i.e. returns this process's flow object and records the code
+        # location on it: put it back afterwards, so a later deploy/serve here is not tied to this source
+        before = (prune_pipeline._storage, prune_pipeline._entrypoint)
+        try:
+            flow = Flow.from_source(source=source or str(REPO_ROOT), entrypoint=ENTRYPOINT)
+            deployment_id = flow.deploy(build=False, push=False, **common)
+        finally:
+            prune_pipeline._storage, prune_pipeline._entrypoint = before
     return str(deployment_id)

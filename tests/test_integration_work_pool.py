@@ -47,6 +47,16 @@ def test_deployment_runs_on_a_process_worker(tmp_path):
                 assert state.is_completed(), f"{state}: {log.read_text()[-3000:]}"
                 print(f"worker picked up and finished the run in {time.monotonic() - t0:.0f} s")
             assert f"flow run '{flow_run.name}'" in log.read_text().lower() or str(flow_run.id) in log.read_text()
+
+            # the container variant: registered with an image, the flow imported from the installed package
+            subprocess.run([str(BIN / "prefect"), "work-pool", "create", "amr-test-docker", "--type", "docker"],
+                           env=env, check=True, capture_output=True, text=True, timeout=60)
+            docker_id = deploy("amr-test-docker", name="container", config="configs/default.yaml",
+                               image="registry.example/amr-prune:test")
+            with get_client(sync_client=True) as client:
+                d = client.read_deployment(docker_id)
+            assert d.entrypoint == "flows.prune_pipeline.prune_pipeline" and d.work_pool_name == "amr-test-docker"
+            assert d.job_variables["image"] == "registry.example/amr-prune:test" and not d.pull_steps
     c = MlflowClient(tracking_uri=uri, registry_uri=uri)
     for name in ("amr-cnn1d-base", "amr-cnn1d-fcos"):
         (v,) = c.search_model_versions(f"name = '{name}'")

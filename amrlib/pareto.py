@@ -42,5 +42,8 @@ def accuracy_vs_reduction(points: Sequence[Mapping], path, baselines: Mapping[st
                     color="gray", xycoords=("axes fraction", "data"))
     ax.set(xlabel="MACs removed (%)", ylabel="test accuracy", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if points:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no finished combination", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)

@@ -53,7 +53,7 @@ def make_project(root: Path, args) -> Path:
 def run_mode(name: str, runner: str, workers: int, tmp: Path, args) -> dict:
     import yaml
 
-    from flows.sweep import sweep, task_runner
+    from flows.sweep import runner_config, sweep, task_runner
     from tasks.sweep_config import load_sweep_config
     pipeline = make_project(tmp / name, args)
     sweep_file = tmp / f"{name}.yaml"
@@ -63,7 +63,8 @@ def run_mode(name: str, runner: str, workers: int, tmp: Path, args) -> dict:
         "training": {"limit_name": f"bench-{name}", "max_concurrent": workers}}))
     sw = load_sweep_config(sweep_file)
     t0 = time.perf_counter()
-    summary = sweep.with_options(task_runner=task_runner(sw))(sweep_config=str(sweep_file))
+    with runner_config(sw):
+        summary = sweep.with_options(task_runner=task_runner(sw))(sweep_config=str(sweep_file))
     end_to_end = time.perf_counter() - t0
     print(f"[{name}] {len(summary['combinations'])} combinations: {end_to_end:.1f} s end to end, "
           f"{summary['wall_seconds']:.1f} s in flow; workers: {sorted(set(summary['workers'].values()))}", flush=True)

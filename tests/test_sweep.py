@@ -13,6 +13,7 @@ import yaml
 import amrlib.pruning
 from fixtures_pipeline import make_project, prefect_harness, tiny_config
 
+pytestmark = pytest.mark.integration          # a Dask LocalCluster of 2 processes
 BASE, PRUNED = "amr-cnn1d-base", "amr-cnn1d-fcos"
 PARENT = "tags.`mlflow.parentRunId`"
 

@@ -36,9 +36,10 @@ def print_registry(cfg: PipelineConfig) -> list[dict]:
     uri = cfg.tracking_uri()
     rows = registry_state(uri, model_names(cfg))
     table = Table(title=f"Registered models at {uri}")
-    for col in ("model", "version", "aliases", "method", "target", "test acc", "high-SNR acc", "MACs", "params",
+    table.add_column("model", no_wrap=True)          # names differ only at the end (amr-resnet20-<method>)
+    for col in ("v", "aliases", "method", "target", "test acc", "high-SNR", "MACs", "params",
                 "MAC red.", "acc drop", "gate", "data md5", "git"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("MACs", "params", "method", "test acc"))
     for r in rows:
         t = r["tags"]
         table.add_row(r["name"], r["version"], ", ".join(r["aliases"]) or "-", t.get("method", "-"), _target(t),

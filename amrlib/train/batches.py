@@ -4,7 +4,7 @@ An epoch is an :class:`EpochPlan`: its global batches (dataset positions) and, f
 which chunks to read before each batch. A *sampler* makes the plan (``plan(n, batch_size, seed, epoch)``)
 and serves the frames (``read(ds, plan, wanted, start)``, where ``wanted[b]`` is the part of batch ``b``
 this process trains on: all of it in one process, its shard under DistributedDataParallel).
-:class:`ShuffledSampler` is the reference order; :class:`amrlib.data.stream.ChunkShuffleSampler` streams
+:class:`ShuffledSampler` is the reference order; :class:`amrlib.train.stream.ChunkShuffleSampler` streams
 a large HDF5 file with bounded memory.
 """
 from __future__ import annotations

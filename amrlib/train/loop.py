@@ -8,7 +8,7 @@ bit-identical weights to an uninterrupted run (``tests/test_train_resume.py`` ki
 
 Two things plug in without touching the single-process arithmetic: a *sampler* (which frames form each
 batch and how they are read: :class:`~amrlib.train.batches.ShuffledSampler` by default, or
-:class:`amrlib.data.stream.ChunkShuffleSampler` to stream a large HDF5 file with bounded memory) and a
+:class:`amrlib.train.stream.ChunkShuffleSampler` to stream a large HDF5 file with bounded memory) and a
 *strategy* (:class:`LocalStrategy` by default: one process; :class:`amrlib.train.distributed.DDPStrategy`
 under ``torchrun``: each process trains on a stratified shard of every global batch).
 """
@@ -148,7 +148,7 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
     The model is modified in place and returned with its best-validation weights.
 
     ``sampler``: which frames form each batch and how they are read (default
-    :class:`~amrlib.train.batches.ShuffledSampler`; :class:`amrlib.data.stream.ChunkShuffleSampler`
+    :class:`~amrlib.train.batches.ShuffledSampler`; :class:`amrlib.train.stream.ChunkShuffleSampler`
     streams a lazy HDF5 dataset with bounded memory). ``strategy``: :class:`LocalStrategy` (default) or
     :class:`amrlib.train.distributed.DDPStrategy` (inside ``torchrun``; only rank 0 writes checkpoints,
     runs callbacks and shows progress).

@@ -10,8 +10,8 @@ one process. Every rank reads the dataset file and makes the same stratified spl
 pipeline's pretrain stage does), ``--init`` starts from a saved model (e.g. a pruned one, for
 fine-tuning) and ``--teacher`` adds knowledge distillation. ``--train`` takes the
 :class:`~amrlib.train.TrainConfig` fields as JSON. ``--stream-chunk-frames``/``--stream-buffer-frames``
-keep the frames on disk and stream them (:class:`amrlib.train.stream.ChunkShuffleSampler`); otherwise
-each rank loads the dataset into memory. Re-running the same command resumes from ``--checkpoint-dir``.
+keep the frames on disk and stream them (:class:`amrlib.train.stream.ChunkShuffleSampler`; the file is
+not scanned for NaN/Inf up front); otherwise each rank loads the dataset into memory. Re-running the same command resumes from ``--checkpoint-dir``.
 Rank 0 alone writes the checkpoint, ``--out`` (the best-validation model), ``--result`` (history and
 summary, JSON) and ``--epoch-log`` (one JSON line per epoch, as it finishes).
 """
@@ -83,7 +83,8 @@ def run(args: argparse.Namespace, step_callbacks: Iterable[Callable[[dict], None
         sampler = ChunkShuffleSampler(args.stream_chunk_frames or 1024, args.stream_buffer_frames or 65536)
     strategy = init_from_env(args.backend, sync_bn=not args.no_sync_bn)
     try:
-        ds = load_dataset(args.data, format=args.format)
+        # streaming: no NaN scan of every frame up front (a full pass over a file larger than memory)
+        ds = load_dataset(args.data, format=args.format, scan=False if streaming else None)
         if not streaming:
             ds = ds.load()
         train, val, _ = split(ds, fractions=tuple(args.split), seed=args.split_seed)

@@ -29,8 +29,10 @@ def test_pretrain_with_two_processes_matches_one(tmp_path):
     a, b = load_model(ddp["checkpoint"]).state_dict(), load_model(one["checkpoint"]).state_dict()
     # same tolerance and reasoning as tests/test_train_ddp.py
     assert max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point()) < 1e-5
-    # the launcher's own record: 2 gloo processes, the torchrun log kept in the stage folder
-    assert (tmp_path / "runs" / "pretrain" / ddp["key"][:16] / "ddp" / "torchrun.log").exists()
+    # only rank 0 logged epochs (one line each, not one per process); the torchrun log stays in the stage folder
+    work = tmp_path / "runs" / "pretrain" / ddp["key"][:16] / "ddp"
+    assert len((work / "epochs.jsonl").read_text().splitlines()) == 2
+    assert (work / "torchrun.log").exists() and (work / "state" / "train_state.pt").exists()
     # a second call finds the finished stage and does not train again
     assert pretrain.fn(PretrainConfig(epochs=2, batch_size=16, nproc=2).model_dump(), model, data, split,
                        str(tmp_path / "runs"), None)["checkpoint_md5"] == ddp["checkpoint_md5"]

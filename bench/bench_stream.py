@@ -6,7 +6,9 @@
    peak RSS, the buffer's most-resident frames, and a check that every frame came exactly once;
 3. **trainer** (child process): ``amrlib.train.fit`` with the sampler on the same split, for
    ``--train-seconds`` (a step callback stops it: a CPU epoch of 367k frames of 1024 samples takes hours);
-   frames/s over the steps done and peak RSS.
+   frames/s over the steps done and peak RSS;
+4. **control** (child process): the same model trained on one random in-memory batch, for the RSS the
+   model itself needs (activations of a 1024-sample batch): trainer minus control is the data path.
 
 Each phase runs in a fresh process, so ``ru_maxrss`` is that phase's peak. ``--cold`` drops the file from
 the page cache before each phase (then disk speed counts); the file is deleted at the end.
@@ -105,6 +107,23 @@ def phase_trainer(a) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def phase_control(a) -> dict:
+    """The same model and batch trained on one random in-memory batch: the RSS of the model alone."""
+    import torch
+
+    from amrlib.models import build_model
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = build_model(a.model, 24, 1024)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x, y = torch.randn(a.batch_size, 2, 1024), torch.randint(0, 24, (a.batch_size,))
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return {"phase": "control", "model": a.model, "batch_size": a.batch_size, "peak_rss_mb": peak_rss_mb()}
+
+
 def run_child(a, phase: str) -> dict:
     argv = [sys.executable, os.path.abspath(__file__), "--child", phase, "--path", a.path,
             "--chunk-frames", str(a.chunk_frames), "--buffer-frames", str(a.buffer_frames),
@@ -128,11 +147,11 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=90)
     ap.add_argument("--cold", action="store_true")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--child", choices=["reader", "trainer"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["reader", "trainer", "control"], help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        res = phase_reader(a) if a.child == "reader" else phase_trainer(a)
+        res = {"reader": phase_reader, "trainer": phase_trainer, "control": phase_control}[a.child](a)
         print("RESULT " + json.dumps(res))
         return
     a.path = os.path.join(a.dir, f"bench_stream_rml2018_{a.gb:g}gb.hdf5")
@@ -147,11 +166,14 @@ def main() -> None:
             drop_cache(a.path)
         t = run_child(a, "trainer")
         print(json.dumps(t), flush=True)
+        c = run_child(a, "control")
+        print(json.dumps(c), flush=True)
     finally:
         if not a.keep and os.path.exists(a.path):
             os.remove(a.path)
     out = {"file_gib": os.path.getsize(a.path) / 2**30 if os.path.exists(a.path) else w["file_gb"],
-           "frames": w["frames"], "write": w, "reader": r, "trainer": t, "cold": a.cold,
+           "frames": w["frames"], "write": w, "reader": r, "trainer": t, "control_same_model_in_memory": c,
+           "cold": a.cold,
            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(),
            "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv])}
     path = write_json(f"stream_rml2018_{a.gb:g}gb.json", out)
@@ -159,7 +181,7 @@ def main() -> None:
     print(f"reader : {r['frames_per_s']:8.0f} frames/s ({r['mb_per_s']:.0f} MB/s), peak RSS {r['peak_rss_mb']:.0f} MB, "
           f"buffer {r['max_resident_frames']}/{r['buffer_frames']} frames, every frame once: {r['every_frame_once']}")
     print(f"trainer: {t['frames_per_s']:8.1f} frames/s ({t['model']}, {t['threads']} thread(s), {t['steps_timed']} steps), "
-          f"peak RSS {t['peak_rss_mb']:.0f} MB  ({path})")
+          f"peak RSS {t['peak_rss_mb']:.0f} MB; the same model on one in-memory batch: {c['peak_rss_mb']:.0f} MB  ({path})")
 
 
 if __name__ == "__main__":

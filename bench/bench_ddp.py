@@ -9,7 +9,7 @@ an epoch's time includes its validation pass, kept small by a 5 % validation spl
 * ``--nproc`` processes x 1 thread (each process trains on its half of every batch; gradients and
   BatchNorm statistics are all-reduced over gloo).
 
-    .venv/bin/python bench/bench_ddp.py --frames-per-key 10 --epochs 1      # small: ~4 minutes on 2 shared cores
+    .venv/bin/python bench/bench_ddp.py --frames-per-key 6 --epochs 1 --repeats 2   # small: ~7 minutes on 2 shared cores
     .venv/bin/python bench/bench_ddp.py --frames-per-key 100 --epochs 3 --repeats 3   # the full version
 
 Figures go to bench/results/ddp_cpu_<model>_<frames>.json. On a GPU machine the same launcher uses NCCL
@@ -71,8 +71,9 @@ def main() -> None:
             runs[(nproc, threads)].append(r)
     rows = []
     for c in configs:
-        rows.append({**runs[c][0], "frames_per_s_median": statistics.median(r["frames_per_s_median"] for r in runs[c]),
-                     "frames_per_s_repeats": [r["frames_per_s_median"] for r in runs[c]]})
+        rows.append({"processes": c[0], "threads_per_process": c[1],
+                     "frames_per_s_median": statistics.median(r["frames_per_s_median"] for r in runs[c]),
+                     "frames_per_s_repeats": [r["frames_per_s_median"] for r in runs[c]], "repeats": runs[c]})
     base1, base_t, ddp = (r["frames_per_s_median"] for r in rows)
     out = {"model": a.model, "frames_per_key": a.frames_per_key, "epochs": a.epochs, "global_batch": a.batch_size,
            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(), "runs": rows,

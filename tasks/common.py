@@ -40,9 +40,10 @@ def _load(path: str, md5: str):
     return load_dataset(path).load()
 
 
-def load_splits(data: dict[str, Any], split_cfg: dict[str, Any]):
-    """(train, val, test) of the fetched dataset, in memory; keyed by the file's md5."""
-    ds = _load(data["path"], data["md5"])
+def load_splits(data: dict[str, Any], split_cfg: dict[str, Any], lazy: bool = False):
+    """(train, val, test) of the fetched dataset, in memory (keyed by the file's md5), or with the frames
+    left in the file when ``lazy`` (for streaming; fetch verified the md5, so no NaN scan here)."""
+    ds = load_dataset(data["path"], scan=False) if lazy else _load(data["path"], data["md5"])
     return split(ds, fractions=tuple(split_cfg["fractions"]), seed=int(split_cfg["seed"]))
 
 

@@ -53,7 +53,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
 
         tuned_eval = T.evaluate("pruned", cfg.evaluate.model_dump(), tuned, base_eval, data, split, runs, t)
         version = T.register("pruned", cfg.pruned_model_name, tuned, tuned_eval, base_version, data,
-                             t["uri"], runs, t)
+                             t["uri"], runs, t, reference=base_eval)
         decision = T.promotion_gate(version, tuned_eval, base_eval, cfg.gate.model_dump(), t)
 
         summary.update(base=_brief(base_version, base_eval), pruned=_brief(version, tuned_eval),
@@ -66,6 +66,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
 
 
 def _brief(version: dict, evaluation: dict) -> dict:
-    return {"model": version["name"], "version": version["version"], "accuracy": evaluation["accuracy"],
+    return {"model": version["name"], "version": version["version"], "card": version.get("card"),
+            "accuracy": evaluation["accuracy"],
             "high_snr_accuracy": evaluation["high_snr_accuracy"], "macs": evaluation["macs"],
             "params": evaluation["params"], **(evaluation.get("vs_reference") or {})}

@@ -36,7 +36,8 @@ CODE_DEPS: dict[str, tuple[str, ...]] = {
     "channel_stage": _COMMON + ("amrlib/pruning/*.py", "amrlib/plots.py", "tasks/prune.py"),
     "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
     "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
-    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py"),
+    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py", "amrlib/model_card.py",
+                           "amrlib/plots.py"),
 }
 
 

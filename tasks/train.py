@@ -62,4 +62,4 @@ def finetune(settings: dict, pruned: dict, teacher: dict | None, data: dict, spl
         saved = save_stage_model(net, stage, extra={"stage": "finetune", "classes": data["classes"]})
         run.metrics({"macs": saved["macs"], "params": saved["params"]})
         return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
-                             "classes": data["classes"], "mlflow_run_id": run.run_id})
+                             "diagnosis": pruned.get("diagnosis"), "classes": data["classes"], "mlflow_run_id": run.run_id})

@@ -56,7 +56,7 @@ def _title(info: dict) -> str:
 def _architecture(info: dict) -> list[str]:
     model, parent, plan = info["model"], info.get("parent"), info.get("plan")
     arch = model["arch"]
-    out = [f"Family `{arch.get('family')}`, `{arch.get('name')}`: {_num(model['params'])} trainable parameters, "
+    out = [f"`{arch.get('name')}` (family `{arch.get('family')}`): {_num(model['params'])} trainable parameters, "
            f"{_num(model['macs'])} MACs per frame (convolutions and linear layers)."]
     parent_arch = (plan or {}).get("parent_arch") or (parent or {}).get("arch")
     if parent_arch:
@@ -119,8 +119,8 @@ def _latency(info: dict) -> list[str]:
     threads = {v.get("threads") for v in lat.values()}
     where = (f"{m.get('cpu', 'unknown CPU')}, {m.get('cores', '?')} logical cores, {m.get('os', '')}, "
              f"PyTorch {m.get('torch', '?')}") if m else "the machine that ran the evaluation (not recorded)"
-    out = [f"Measured on {where}; PyTorch eager on the CPU, {', '.join(str(t) for t in sorted(threads))} "
-           f"thread(s), median of repeated forward passes:", "",
+    out = [f"Measured on {where}; PyTorch eager on the CPU, {'/'.join(str(t) for t in sorted(threads))} "
+           f"thread{'s' if threads != {1} else ''}, median of repeated forward passes:", "",
            "| batch | median latency (ms) | frames/s |", "|---:|---:|---:|"]
     for v in sorted(lat.values(), key=lambda v: v["batch_size"]):
         out.append(f"| {v['batch_size']} | {1e3 * v['median_s']:.3f} | {v['frames_per_s']:,.0f} |")
@@ -159,7 +159,7 @@ def _limits(info: dict) -> list[str]:
            f"training data. It always answers one of its {k} classes: there is no reject option for an unknown "
            f"modulation or for noise."]
     if data.get("synthetic"):
-        out.append("- The data is synthetic (`amrlib.data.synth`, settings in the `.dvc` file): accuracy on real "
+        out.append("- The data is synthetic (`amrlib.data.synth`, settings under Data): accuracy on real "
                    "over-the-air signals will differ.")
     per = {int(s): a for s, a in ev["per_snr"].items()}
     weak = [s for s, a in sorted(per.items()) if a < 2 / k]

@@ -46,6 +46,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = DEFAU
         with warnings.catch_warnings():          # the TorchScript exporter announces its deprecation
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Constant folding")   # strided slices: harmless
             if dynamo:
                 batch = torch.export.Dim("batch")
                 torch.onnx.export(model, (example,), tmp, input_names=[INPUT], output_names=[OUTPUT],
@@ -119,3 +120,23 @@ def check_onnx(model: nn.Module, path: str | os.PathLike, frames: np.ndarray | N
         raise OnnxExportError(f"{path}: ONNX Runtime logits differ from PyTorch's by up to {worst:.3g} "
                               f"(allowed {atol:g})")
     return report
+
+
+def measure_onnx_latency(path: str | os.PathLike, batch_size: int = 1, frame_length: int = 128,
+                         repeats: int = 20, warmup: int = 3, threads: int = 1) -> dict:
+    """Median wall time of one ONNX Runtime inference on the CPU (the same protocol as
+    :func:`amrlib.measure.measure_latency`: random frames, ``warmup`` untimed runs, ``threads`` threads)."""
+    import statistics
+    import time
+    session = onnx_session(path, threads=threads)
+    name = session.get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal((batch_size, 2, frame_length)).astype(np.float32)
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        session.run(None, {name: x})
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"batch_size": batch_size, "threads": threads, "repeats": repeats, "median_s": med,
+            "frames_per_s": batch_size / med}

@@ -2,6 +2,9 @@
 open the MLflow and Prefect UIs."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -18,9 +21,10 @@ def _f(tags: dict, key: str, fmt: str = "{:.4f}") -> str:
         return "-"
 
 
-def print_registry(cfg: PipelineConfig) -> list[dict]:
+def print_registry(cfg: PipelineConfig, names: list[str] | None = None) -> list[dict]:
+    """The versions of ``names`` (default: the configuration's base and pruned model) as a table."""
     uri = cfg.tracking_uri()
-    rows = registry_state(uri, [cfg.base_model_name, cfg.pruned_model_name])
+    rows = registry_state(uri, names if names is not None else [cfg.base_model_name, cfg.pruned_model_name])
     table = Table(title=f"Registered models at {uri}")
     for col in ("model", "version", "aliases", "method", "test acc", "high-SNR acc", "MACs", "params",
                 "MAC red.", "acc drop", "gate", "data md5", "git"):
@@ -60,6 +64,8 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
                       f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> http://127.0.0.1:5050")
     else:
         console.print(f"MLflow UI:  {uri}")
-    console.print("Prefect UI: PREFECT_HOME=.prefect .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
+    home = Path(os.environ.get("PREFECT_HOME", ".prefect")).resolve()
+    home = home.relative_to(Path.cwd()) if home.is_relative_to(Path.cwd()) else home
+    console.print(f"Prefect UI: PREFECT_HOME={home} .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
                   "   -> http://127.0.0.1:4200 (flow runs of this machine's local Prefect database)")
     console.print(f"MLflow parent run of this flow run: {summary.get('mlflow_parent_run_id')}")

@@ -2,6 +2,7 @@
 :func:`amrlib.train.fit`; plus ``reuse_base`` (a registered base model instead of pretraining)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split:
     fit_kwargs = {k: v for k, v in settings.items() if k not in ("reuse_alias", "use_teacher")}
     t0 = time.perf_counter()
     res = fit(model, train, val, checkpoint_dir=stage.dir / "train_state", callbacks=[epoch_logger(run, stage.name, int(settings["epochs"]))],
-              teacher=teacher, progress=None, **fit_kwargs)
+              teacher=teacher, progress=False if os.environ.get("AMR_PRUNE_QUIET") else None, **fit_kwargs)
     seconds = time.perf_counter() - t0
     metrics = {"best_val_accuracy": res.best_val_accuracy, "best_epoch": res.best_epoch,
                "epochs_run": len(res.history), "train_seconds": seconds}

@@ -23,8 +23,27 @@ from tasks.dvc_store import file_md5, read_dvc_file
 PRUNED, BASE = "amr-cnn1d-fcos", "amr-cnn1d-base"
 
 
+def _prefect_console_to(stream) -> None:
+    """Point Prefect's console log handlers at ``stream``. CliRunner swaps sys.stderr for a buffer it closes
+    afterwards; a Prefect handler (re)configured during one invocation would keep writing into that closed
+    buffer in the next one (and, with a flow's log_prints, recurse). A test-harness artefact only: a real
+    process has one stderr."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+    for logger in [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]:
+        for h in getattr(logger, "handlers", []):
+            if isinstance(h, PrefectConsoleHandler):
+                h.stream = stream               # not setStream(): it flushes the old, closed buffer
+                h.console.file = stream
+
+
 def cli(*args, ok=True):
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    _prefect_console_to(sys.stderr)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        _prefect_console_to(sys.stderr)
     if ok:
         assert result.exit_code == 0, (args, result.output, result.exception)
     return result

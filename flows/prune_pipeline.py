@@ -2,7 +2,7 @@
 
     fetch -> pretrain -> channel stage -> LaCD -> fine-tune -> evaluate -> register -> promotion gate
 
-Run it: ``.venv/bin/python -m flows pipeline --config configs/default.yaml`` (see flows/README.md).
+Run it: ``.venv/bin/amr-prune run --config configs/default.yaml`` (see flows/README.md).
 Each stage is a cached Prefect task keyed by its inputs, its configuration and the data md5, so a re-run
 after a failure (or with an unchanged configuration) skips the stages that already finished.
 """

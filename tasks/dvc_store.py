@@ -250,13 +250,13 @@ def _commit(repo, dvc_file: str) -> None:
 def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dict | None, log) -> dict:
     if not synthetic:
         raise DataStoreError(f"{root / dvc_file} does not exist and no synthetic settings were given: "
-                             f"import a dataset first (python -m flows import-dataset FILE)")
+                             f"import a dataset first (amr-prune data import FILE)")
     rel = synthetic["path"]
     path = root / rel
     dvc_rel = os.path.relpath(rel, Path(dvc_file).parent)
     if path.exists():
         raise DataStoreError(f"{path} exists but no {dvc_file} tracks it: not overwriting it. Move it away, "
-                             f"or import it (python -m flows import-dataset {rel})")
+                             f"or import it (amr-prune data import {rel})")
     recipe = synthetic_recipe(synthetic)
     log(f"[data] {dvc_file} does not exist: generating {rel} ({recipe})")
     tmp = generate(recipe, path)

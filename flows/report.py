@@ -41,7 +41,7 @@ def print_registry(cfg: PipelineConfig, names: list[str] | None = None) -> list[
                       _f(t, "macs", "{:,.0f}"), _f(t, "params", "{:,.0f}"), _f(t, "mac_reduction", "{:.1%}"),
                       _f(t, "accuracy_drop", "{:+.3f}"), {"True": "passed", "False": "failed"}.get(
                           t.get("gate.passed", ""), "-"), t.get("data_md5", "-")[:7], t.get("git_commit", "-")[:7])
-    if console.width >= 125:
+    if console.width >= 140:
         console.print(table)
     else:                                   # a narrow terminal: one line per version
         console.print(f"Registered models at {uri}", soft_wrap=True)

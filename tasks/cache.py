@@ -38,7 +38,8 @@ CODE_DEPS: dict[str, tuple[str, ...]] = {
     "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
     "peer_stage": _COMMON + ("amrlib/pruning", "amrlib/train", "amrlib/plots.py", "tasks/prune.py", "tasks/peers.py"),
     "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
-    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py"),
+    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py", "amrlib/model_card.py",
+                           "amrlib/plots.py"),
 }
 
 

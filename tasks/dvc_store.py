@@ -250,13 +250,13 @@ def _commit(repo, dvc_file: str) -> None:
 def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dict | None, log) -> dict:
     if not synthetic:
         raise DataStoreError(f"{root / dvc_file} does not exist and no synthetic settings were given: "
-                             f"import a dataset first (python -m flows import-dataset FILE)")
+                             f"import a dataset first (amr-prune data import FILE)")
     rel = synthetic["path"]
     path = root / rel
     dvc_rel = os.path.relpath(rel, Path(dvc_file).parent)
     if path.exists():
         raise DataStoreError(f"{path} exists but no {dvc_file} tracks it: not overwriting it. Move it away, "
-                             f"or import it (python -m flows import-dataset {rel})")
+                             f"or import it (amr-prune data import {rel})")
     recipe = synthetic_recipe(synthetic)
     log(f"[data] {dvc_file} does not exist: generating {rel} ({recipe})")
     tmp = generate(recipe, path)
@@ -271,13 +271,14 @@ def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dic
 
 def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file: str = "data.dvc",
                    remote: str | None = None, out: str | None = None, format: str | None = None,
-                   force: bool = False, log=print) -> dict[str, Any]:
+                   force: bool = False, log=print, reader_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Convert a dataset file (RML2016.10a pickle, RML2018.01a HDF5, ...) to the project's format,
-    track it with ``dvc_file`` (replacing what it pointed to) and push it."""
+    track it with ``dvc_file`` (replacing what it pointed to) and push it. ``reader_options`` go to
+    :func:`amrlib.data.load_dataset` (generic X/Y/Z files: ``x_key``, ``y_key``, ``z_key``, ``classes``, ``layout``)."""
     root = Path(root).resolve()
     source = Path(source)
     try:
-        ds = load_dataset(source, format=format)
+        ds = load_dataset(source, format=format, **(reader_options or {}))
     except DatasetError as exc:
         raise DataStoreError(f"cannot import: {exc}") from None
     rel = out or f"data/{source.stem}.h5"

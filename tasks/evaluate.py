@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 
 from amrlib import plots
-from amrlib.measure import measure_latency
+from amrlib.measure import machine, measure_latency
 from amrlib.train import evaluate as evaluate_model
 
 from .common import Stage, load_splits, load_stage_model, stage_options
@@ -42,7 +42,8 @@ def evaluate(role: str, settings: dict, model: dict, reference: dict | None, dat
         result = {"role": role, "accuracy": ev["accuracy"], "high_snr_accuracy": ev["high_snr_accuracy"],
                   "per_snr": {str(k): v for k, v in ev["per_snr"].items()}, "confusion": ev["confusion"],
                   "classes": ev["classes"], "frames": ev["frames"], "macs": model["macs"], "params": model["params"],
-                  "latency": latency, "checkpoint_md5": model["checkpoint_md5"]}
+                  "latency": latency, "machine": machine(), "high_snr_db": int(settings["high_snr_db"]),
+                  "checkpoint_md5": model["checkpoint_md5"]}
         if reference is not None:
             result["vs_reference"] = compare(result, reference)
         metrics = {"test_accuracy": ev["accuracy"], "test_high_snr_accuracy": ev["high_snr_accuracy"],

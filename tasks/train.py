@@ -2,6 +2,7 @@
 pruned network, every method) and ``interim_finetune`` (FCOS's short recovery between its two stages)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -32,7 +33,7 @@ def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split:
     else:
         train, val, _ = load_splits(data, split, lazy=bool(stream))
         res = fit(model, train, val, checkpoint_dir=stage.dir / "train_state", callbacks=[log], teacher=teacher,
-                  progress=None, sampler=ChunkShuffleSampler(**stream) if stream else None, **fit_kwargs)
+                  progress=False if os.environ.get("AMR_PRUNE_QUIET") else None, sampler=ChunkShuffleSampler(**stream) if stream else None, **fit_kwargs)
         best_acc, best_epoch, history, resumed = res.best_val_accuracy, res.best_epoch, res.history, res.resumed_from
     seconds = time.perf_counter() - t0
     metrics = {"best_val_accuracy": best_acc, "best_epoch": best_epoch, "epochs_run": len(history),
@@ -75,7 +76,7 @@ def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: d
         saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
         run.metrics({"macs": saved["macs"], "params": saved["params"]})
         return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
-                             "pruning": pruning or pruned.get("pruning"), "classes": data["classes"],
+                             "pruning": pruning or pruned.get("pruning"), "diagnosis": pruned.get("diagnosis"), "classes": data["classes"],
                              "mlflow_run_id": run.run_id})
 
 

@@ -36,6 +36,8 @@ STATE = State()
 
 #: hints by exception class name (the first match in the exception's MRO wins)
 HINTS = {
+    "PeerStageError": "try another MAC target (--set peer.target_macs_reduction=...), other peer.options, or "
+                      "another method; README.md 'Configuration reference' lists them",
     "ConfigError": "compare with configs/default.yaml; README.md 'Configuration reference' lists every setting",
     "DataStoreError": "`amr-prune data info` shows what the .dvc file points to; `amr-prune data fetch` makes it "
                       "present (README.md 'Bring a real dataset')",
@@ -68,9 +70,9 @@ def hint_for(exc: BaseException) -> str | None:
 
 def report_error(exc: BaseException) -> None:
     msg = str(exc).strip() or type(exc).__name__
-    if type(exc).__name__ not in ("ConfigError", "DataStoreError", "DatasetError", "RegistryError",
-                                  "OnnxExportError", "ModelError", "PruningError", "FileExistsError",
-                                  "NoPrefectServer"):
+    known = {"ConfigError", "DataStoreError", "DatasetError", "RegistryError", "OnnxExportError", "ModelError",
+             "PruningError", "FileExistsError", "NoPrefectServer"}
+    if not known & {cls.__name__ for cls in type(exc).__mro__}:     # our own errors read as plain sentences
         msg = f"{type(exc).__name__}: {msg}"
     from rich.markup import escape
     err_console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)

@@ -118,6 +118,9 @@ def status(config: str = CONFIG) -> None:
     print_registry(load_config(config))
 
 
+from . import cli_sync  # noqa: E402,F401  (adds the `sync` command to app)
+
+
 def main() -> None:
     # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C: the MLflow runs are closed as FAILED instead of
     # staying RUNNING; finished stages stay cached and training resumes from its last checkpoint.

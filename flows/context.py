@@ -59,7 +59,8 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     cfg.runs_path.mkdir(parents=True, exist_ok=True)
-    t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location())
+    t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location(),
+                       outbox=cfg.runs_path / "outbox")
     run_id = str(flow_run.get_id() or "local")
     commit = tracking.git_commit(REPO_ROOT)
     parent = tracking.start_run(t, f"{flow_name}-{flow_run.get_name() or run_id[:8]}",
@@ -74,6 +75,7 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     ok = False
     try:
         yield ctx
+        tracking.check_online(t)               # the work is done but MLflow missed some of it: say so
         ok = True
     finally:
         with contextlib.suppress(Exception):

@@ -23,11 +23,12 @@ from prefect.cache_policies import NO_CACHE
 
 from .common import Stage, load_stage_model, model_summary, stage_options
 from .dvc_store import file_md5
-from .tracking import StageRun, client_for
+from .tracking import StageRun, client_for, needs_server
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2", "amr-prune"]
 CHALLENGER, CHAMPION = "challenger", "champion"
+REGISTER_KEY_TAG = "register_key"     # the register stage's key: a re-run finds a version it already created
 
 
 def _version_still_there(result: dict) -> bool:
@@ -46,47 +47,78 @@ def alias_version(client, name: str, alias: str) -> str | None:
 
 
 @task(**stage_options("register", "register-{role}", still_valid=_version_still_there))
+@needs_server("register a model version")
 def register(role: str, name: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
              registry_uri: str, runs: str, tracking: dict) -> dict:
     """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.
 
-    Tags: data md5, git commit, parent model name/version, method, flow run id, compression metrics.
+    Tags: data md5, git commit, parent model name/version, method, flow run id, compression metrics, and
+    ``register_key`` (this stage's key): a run killed after MLflow created the version but before the
+    stage recorded it finds that version again instead of registering a duplicate.
     """
     stage = Stage("register", {"role": role, "name": name, "model": model, "evaluation": evaluation,
                                "parent": parent, "data": data, "registry_uri": registry_uri, "runs": runs}, runs)
-    if stage.done and _version_still_there(stage.done):
-        return stage.done
-    client = client_for(tracking)
-    with StageRun(tracking, f"register-{role}", {"role": role}) as run:
-        net = load_stage_model(model)
-        x = np.zeros((2, 2, int(net.arch["frame_length"])), dtype=np.float32)
-        with torch.no_grad():
-            y = net(torch.from_numpy(x)).numpy()
+    with stage.lock():
+        if stage.done and _version_still_there(stage.done):
+            return stage.done
+        client = client_for(tracking)
         tags = lineage_tags(role, model, evaluation, parent, data, tracking)
-        logged = client.create_logged_model(tracking["experiment_id"], name="model", source_run_id=run.run_id,
-                                            tags={"role": role})
-        artifacts = {"checkpoint": model["checkpoint"]}
-        if model.get("plan"):
-            artifacts["plan"] = model["plan"]
-        with warnings.catch_warnings():  # MLflow nags about type hints / input examples: we give a signature
-            warnings.simplefilter("ignore", UserWarning)
-            info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
-                             model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
-                             pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
-                             metadata={"classes": list(data["classes"]),
-                                       "frame_length": int(net.arch["frame_length"]),
-                                       "arch_name": net.arch.get("name"), "role": role})
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
-            client.create_registered_model(name, description=f"amr-prune {role} models (FCOS pipeline)")
-        mv = client.create_model_version(name, source=info.model_uri, run_id=run.run_id, tags=tags,
-                                         model_id=info.model_id)
-        client.set_registered_model_alias(name, CHALLENGER, mv.version)
-        run.tags_({"registered_model": name, "registered_version": mv.version})
-        return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": run.run_id,
-                             "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
-                             "tags": tags})
+        tags[REGISTER_KEY_TAG] = stage.key
+        mv = _registered_before(client, name, stage.key)
+        if mv is not None:
+            client.set_registered_model_alias(name, CHALLENGER, mv.version)
+            return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": mv.run_id,
+                                 "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
+                                 "tags": dict(mv.tags), "note": "version found from an interrupted run"})
+        with StageRun(tracking, f"register-{role}", {"role": role}) as run:
+            net = load_stage_model(model)
+            x = np.zeros((2, 2, int(net.arch["frame_length"])), dtype=np.float32)
+            with torch.no_grad():
+                y = net(torch.from_numpy(x)).numpy()
+            logged = client.create_logged_model(tracking["experiment_id"], name="model", source_run_id=run.run_id,
+                                                tags={"role": role})
+            artifacts = {"checkpoint": model["checkpoint"]}
+            if model.get("plan"):
+                artifacts["plan"] = model["plan"]
+            with warnings.catch_warnings():  # MLflow nags about type hints / input examples: we give a signature
+                warnings.simplefilter("ignore", UserWarning)
+                info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
+                                 model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
+                                 pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
+                                 metadata={"classes": list(data["classes"]),
+                                           "frame_length": int(net.arch["frame_length"]),
+                                           "arch_name": net.arch.get("name"), "role": role})
+            _ensure_registered_model(client, name, role)
+            mv = client.create_model_version(name, source=info.model_uri, run_id=run.run_id, tags=tags,
+                                             model_id=info.model_id)
+            client.set_registered_model_alias(name, CHALLENGER, mv.version)
+            run.tags_({"registered_model": name, "registered_version": mv.version})
+            return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": run.run_id,
+                                 "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
+                                 "tags": tags})
+
+
+def _registered_before(client, name: str, key: str):
+    """The version of ``name`` that an earlier, interrupted run of this register stage created, if any."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return None
+    found = [mv for mv in client.search_model_versions(f"name = '{name}'") if mv.tags.get(REGISTER_KEY_TAG) == key]
+    return min(found, key=lambda mv: int(mv.version)) if found else None
+
+
+def _ensure_registered_model(client, name: str, role: str) -> None:
+    try:
+        client.get_registered_model(name)
+        return
+    except MlflowException:
+        pass
+    try:
+        client.create_registered_model(name, description=f"amr-prune {role} models (FCOS pipeline)")
+    except MlflowException as exc:      # another flow run created it in between
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def lineage_tags(role: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
@@ -108,6 +140,7 @@ def lineage_tags(role: str, model: dict, evaluation: dict, parent: dict | None, 
 
 
 @task(name="checkout_version", cache_policy=NO_CACHE)
+@needs_server("read a registered model version")
 def checkout_version(name: str, alias: str | None, version: str | None, runs: str, tracking: dict) -> tuple[dict, dict]:
     """A registered version (by ``alias`` or ``version``) as a stage result: its checkpoint is copied
     under ``<runs>/registry/`` and checked to load. Returns ``(model result, version record)``."""

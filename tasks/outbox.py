@@ -47,6 +47,15 @@ class Outbox:
         self.files = self.path.with_name(self.path.stem + ".files")
         self.progress = self.path.with_name(self.path.stem + ".progress.json")
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Outbox) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r})"
+
     @classmethod
     def create(cls, directory: str | os.PathLike, *, uri: str, experiment: str, experiment_id: str | None,
                artifact_location: str | None, reason: str) -> "Outbox":

@@ -5,8 +5,11 @@ reduction against its parent reaches the target. Every decision is recorded as v
 """
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -37,12 +40,27 @@ def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gat
 
     A version is gated once: when a re-run finds it already decided (its ``gate.passed`` tag), the recorded
     decision is returned and no alias moves (a re-run must not undo a later ``promote``)."""
-    done = _recorded(version, tracking)
-    if done is not None:
-        return done
-    mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
-    decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
-    return apply_decision(version, decision, tracking)
+    with decision_lock(tracking, version["name"]):
+        done = _recorded(version, tracking)
+        if done is not None:
+            return done
+        mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
+        decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
+        return apply_decision(version, decision, tracking)
+
+
+@contextlib.contextmanager
+def decision_lock(tracking: dict, name: str):
+    """One alias decision on ``name`` at a time among the flow runs sharing this runs directory (two runs
+    at once reaching the gate of the same version: the second reads the first one's recorded decision)."""
+    outbox = tracking.get("outbox")
+    if not outbox:
+        yield
+        return
+    locks = Path(outbox).parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"aliases-{name}.lock")):
+        yield
 
 
 def _recorded(version: dict, tracking: dict) -> dict | None:
@@ -85,6 +103,12 @@ def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
     """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
     as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow.
     Checked once per version (a re-run does not move the alias back)."""
+    name = version["name"]
+    with decision_lock(tracking, name):
+        return _base_champion(version, evaluation, tracking)
+
+
+def _base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
     client = client_for(tracking)
     name = version["name"]
     current = alias_version(client, name, CHAMPION)

@@ -52,7 +52,13 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
                         "parent_checkpoint_md5": parent["checkpoint_md5"]})
             model = load_stage_model(parent)
             t0 = time.perf_counter()
-            pruned, plan = pruning.channel_stage(model, **settings)
+            try:
+                pruned, plan = pruning.channel_stage(model, **settings)
+            except pruning.PruningError as exc:   # name the setting: the request depends on the model
+                asked = ", ".join(f"channel_stage.{k}: {v}" for k, v in settings.items()
+                                  if k in ("keep_ratio", "target_macs_reduction", "target_params_reduction",
+                                           "distance_threshold"))
+                raise pruning.PruningError(f"{asked} on {parent.get('arch_name')}: {exc}") from None
             pruned = _recalibrate(pruned, data, split, recalibrate)
             seconds = time.perf_counter() - t0
             saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})

@@ -63,9 +63,10 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
                        outbox=cfg.runs_path / "outbox")
     run_id = str(flow_run.get_id() or "local")
     commit = tracking.git_commit(REPO_ROOT)
+    tracking.close_dead_runs(t)               # runs a killed flow process left RUNNING
     parent = tracking.start_run(t, f"{flow_name}-{flow_run.get_name() or run_id[:8]}",
                                 {"flow": flow_name, "prefect_flow_run_id": run_id, "git_commit": commit,
-                                 "config_file": str(config)})
+                                 "config_file": str(config), **tracking.process_tags()})
     t = {**t, "parent_run_id": parent, "flow_run_id": run_id, "git_commit": commit}
     client = tracking.client_for(t)
     tracking.log_params(client, parent, cfg.model_dump(mode="json"))

@@ -269,6 +269,54 @@ def setup(uri: str, experiment: str, artifact_location: str | None,
     return tracking
 
 
+HOST_TAG, PID_TAG = "amr_prune.host", "amr_prune.pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags for a flow's parent run that let a later run on this host see that its process is gone."""
+    import socket
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_dead_runs(tracking: dict[str, Any]) -> list[str]:
+    """Mark KILLED the parent runs (and their RUNNING stage runs) that a flow process on this host left
+    RUNNING when it was killed (SIGKILL, power loss): their process no longer exists. Returns their ids.
+    A run of another host, or whose process is alive (a flow running right now), is left alone."""
+    import socket
+    if tracking.get("experiment_id") is None or offline_outbox(tracking) is not None:
+        return []
+    client = client_for(tracking)
+    host = socket.gethostname().replace("'", "")
+    closed = []
+    for run in client.search_runs([tracking["experiment_id"]],
+                                  f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"):
+        try:
+            pid = int(run.data.tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        for child in client.search_runs([tracking["experiment_id"]], f"attributes.status = 'RUNNING' and "
+                                        f"tags.`{PARENT_TAG}` = '{run.info.run_id}'"):
+            client.set_terminated(child.info.run_id, "KILLED")
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    if closed:
+        _warn(f"[tracking] marked {len(closed)} run(s) KILLED whose flow process on {host} no longer exists: "
+              f"{', '.join(closed)}")
+    return closed
+
+
 def start_run(tracking: dict[str, Any], name: str, tags: dict[str, str] | None = None,
               parent_run_id: str | None = None) -> str:
     tags = dict(tags or {})

@@ -55,8 +55,8 @@ def _client(root: Path):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _versions(client, name):
-    return sorted((mv for mv in client.search_model_versions(f"name = '{name}'")), key=lambda mv: int(mv.version))
+def _versions(client, name) -> list[str]:
+    return [str(v) for v in sorted(int(mv.version) for mv in client.search_model_versions(f"name = '{name}'"))]
 
 
 def _log(out: Path) -> str:
@@ -67,12 +67,19 @@ def test_flow_killed_after_registering_reruns_without_duplicates(api, tmp_path):
     root = make_project(tmp_path / "proj", tmp_path / "remote")
     cfg = tiny_config(root)
     killed = tmp_path / "killed.json"
-    rc = finish(start(api, cfg, killed, "after_pruned_version"), killed)
+    proc = start(api, cfg, killed, "after_pruned_version")
+    rc = finish(proc, killed)
     assert rc == -signal.SIGKILL, _log(killed)
     assert not killed.exists()
     c = _client(root)
-    assert [mv.version for mv in _versions(c, BASE)] == ["1"]
-    assert [mv.version for mv in _versions(c, PRUNED)] == ["1"]             # created, then the process died
+    exp = c.get_experiment_by_name("test").experiment_id
+    [ghost] = c.search_runs([exp], f"tags.`amr_prune.pid` = '{proc.pid}'")      # the killed flow's parent run
+    assert ghost.info.status == "RUNNING"
+    ghost_children = c.search_runs([exp], f"tags.`mlflow.parentRunId` = '{ghost.info.run_id}' and "
+                                          f"attributes.status = 'RUNNING'")
+    assert [r.info.run_name for r in ghost_children] == ["register-pruned"]
+    assert _versions(c, BASE) == ["1"]
+    assert _versions(c, PRUNED) == ["1"]             # created, then the process died
     assert not any(json.loads(p.read_text())["name"] == PRUNED for p in (root / "runs" / "register").glob("*/result.json"))
     assert "gate.passed" not in c.get_model_version(PRUNED, "1").tags
 
@@ -84,11 +91,13 @@ def test_flow_killed_after_registering_reruns_without_duplicates(api, tmp_path):
     for stage in ("pretrain", "channel_stage", "lacd", "finetune", "evaluate"):
         assert states[stage] and set(states[stage]) == {"Cached"}, (stage, states[stage])
     assert sorted(states["register"]) == ["Cached", "Completed"]      # base cached; pruned found, not redone
-    assert [mv.version for mv in _versions(c, BASE)] == ["1"]
-    assert [mv.version for mv in _versions(c, PRUNED)] == ["1"]              # no duplicate version
+    assert _versions(c, BASE) == ["1"]
+    assert _versions(c, PRUNED) == ["1"]              # no duplicate version
     tags = c.get_model_version(PRUNED, "1").tags
     assert tags["gate.passed"] == "True" and summary["pruned"]["version"] == "1"
     assert str(c.get_model_version_by_alias(PRUNED, "champion").version) == "1"
+    assert c.get_run(ghost.info.run_id).info.status == "KILLED"           # the re-run closed what was left open
+    assert c.get_run(ghost_children[0].info.run_id).info.status == "KILLED"
 
 
 def test_three_flow_runs_at_once_do_not_mix(api, tmp_path):
@@ -106,8 +115,8 @@ def test_three_flow_runs_at_once_do_not_mix(api, tmp_path):
     print(f"three concurrent flow runs: {time.time() - t0:.0f} s")
     s = {k: json.loads(outs[k].read_text()) for k in "ABC"}
     c = _client(root)
-    assert [mv.version for mv in _versions(c, BASE)] == ["1", "2"]
-    assert [mv.version for mv in _versions(c, PRUNED)] == ["1", "2"]
+    assert _versions(c, BASE) == ["1", "2"]
+    assert _versions(c, PRUNED) == ["1", "2"]
     assert s["A"]["base"]["version"] == s["B"]["base"]["version"] != s["C"]["base"]["version"]
     assert s["A"]["pruned"]["version"] == s["B"]["pruned"]["version"] != s["C"]["pruned"]["version"]
     assert s["A"]["data"] == s["B"]["data"] == s["C"]["data"]

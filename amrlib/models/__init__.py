@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -93,7 +95,13 @@ def load_model(path: str | os.PathLike, expect_arch: dict | None = None) -> nn.M
         state = blob["state_dict"]
     except FileNotFoundError:
         raise ModelError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # truncated zip, not a checkpoint, unsafe content...
+    except pickle.UnpicklingError as e:  # torch's weights-only unpickler met a non-tensor object
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
+        raise ModelError(f"{path}: refusing to load: the file holds a Python object other than tensors and plain "
+                         f"containers{what}, so amr-prune did not write it as it is; nothing in it was executed") \
+            from None
+    except Exception as e:  # truncated zip, not a checkpoint...
         raise ModelError(f"{path}: not an amr-prune model checkpoint ({type(e).__name__}: {e})") from None
     if expect_arch is not None and arch != expect_arch:
         raise ModelError(f"{path}: architecture {arch.get('name')} ({arch.get('num_classes')} classes) does not "

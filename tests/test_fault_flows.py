@@ -120,6 +120,8 @@ def test_three_flow_runs_at_once_do_not_mix(api, tmp_path):
     assert s["A"]["base"]["version"] == s["B"]["base"]["version"] != s["C"]["base"]["version"]
     assert s["A"]["pruned"]["version"] == s["B"]["pruned"]["version"] != s["C"]["pruned"]["version"]
     assert s["A"]["data"] == s["B"]["data"] == s["C"]["data"]
+    generated = [k for k in "ABC" if "does not exist: generating" in outs[k].with_suffix(".log").read_text()]
+    assert len(generated) == 1                        # one run generated the dataset, the others waited for it
 
     flow_ids = {k: s[k]["prefect_flow_run_id"] for k in "ABC"}
     parents = {k: s[k]["mlflow_parent_run_id"] for k in "ABC"}

@@ -243,7 +243,7 @@ def sync_pending(directory: str | os.PathLike, uri: str | None = None,
                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Replay every pending outbox under ``directory`` (oldest first); stops at the first failure, keeping
     that file and the later ones (and the progress of the failed one) for the next attempt."""
-    from .tracking import unreachable
+    from .tracking_client import unreachable
     done = []
     boxes = pending(directory)
     for i, box in enumerate(boxes):

@@ -37,8 +37,10 @@ def sync(config: str = typer.Option("configs/default.yaml", "--config", "-c", he
             typer.echo(f"{box.path}: {box.count()} records for {uri or head['uri']} (experiment "
                        f"{head['experiment']!r}; kept because: {head['reason']})")
         return
+    local = uri is not None and (uri.startswith(("sqlite:", "file:")) or "://" not in uri)
+    art = (cfg.root_path / "mlflow" / "artifacts").as_uri() if local else None   # a new experiment's artefacts
     try:
-        done = sync_pending(directory, uri, log=typer.echo)
+        done = sync_pending(directory, uri, log=typer.echo, artifact_location=art)
     except SyncError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1)

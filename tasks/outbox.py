@@ -150,7 +150,7 @@ def _write_progress(box: Outbox, progress: dict[str, Any]) -> None:
     os.replace(tmp, box.progress)
 
 
-def _experiment(client, header: dict[str, Any], uri: str) -> str:
+def _experiment(client, header: dict[str, Any], uri: str, artifact_location: str | None) -> str:
     from mlflow.exceptions import MlflowException
     same_store = uri == header["uri"]
     if same_store and header.get("experiment_id"):
@@ -159,8 +159,8 @@ def _experiment(client, header: dict[str, Any], uri: str) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(header["experiment"],
-                                        artifact_location=header.get("artifact_location") if same_store else None)
+        return client.create_experiment(header["experiment"], artifact_location=header.get("artifact_location")
+                                        if same_store else artifact_location)
     except MlflowException:           # created meanwhile by another process
         return client.get_experiment_by_name(header["experiment"]).experiment_id
 
@@ -171,9 +171,11 @@ def _find_offline_run(client, experiment_id: str, local_id: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def replay(box: Outbox, uri: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def replay(box: Outbox, uri: str | None = None, log: Callable[[str], None] = print,
+           artifact_location: str | None = None) -> dict[str, Any]:
     """Apply ``box``'s records to the tracking store ``uri`` (default: the one it was meant for), in
-    order and resumably; move the file to ``sent/`` when done. Returns what was uploaded."""
+    order and resumably; move the file to ``sent/`` when done. Returns what was uploaded.
+    ``artifact_location``: for an experiment that has to be created in another store than recorded."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
@@ -183,7 +185,7 @@ def replay(box: Outbox, uri: str | None = None, log: Callable[[str], None] = pri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     progress = _read_progress(box)
     ids: dict[str, str] = progress["ids"]
-    exp_id = _experiment(client, header, uri)
+    exp_id = _experiment(client, header, uri, artifact_location)
     counts = {"runs_created": 0, "records": 0, "metrics": 0, "params": 0, "artifacts": 0}
 
     def real(run_id: str) -> str:
@@ -239,8 +241,8 @@ class SyncError(RuntimeError):
     """The outbox could not be (fully) uploaded; what is still pending stays on disk."""
 
 
-def sync_pending(directory: str | os.PathLike, uri: str | None = None,
-                 log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def sync_pending(directory: str | os.PathLike, uri: str | None = None, log: Callable[[str], None] = print,
+                 artifact_location: str | None = None) -> list[dict[str, Any]]:
     """Replay every pending outbox under ``directory`` (oldest first); stops at the first failure, keeping
     that file and the later ones (and the progress of the failed one) for the next attempt."""
     from .tracking_client import unreachable
@@ -248,7 +250,7 @@ def sync_pending(directory: str | os.PathLike, uri: str | None = None,
     boxes = pending(directory)
     for i, box in enumerate(boxes):
         try:
-            done.append(replay(box, uri, log))
+            done.append(replay(box, uri, log, artifact_location))
         except Exception as exc:
             left = len(boxes) - i
             target = uri or box.header().get("uri")

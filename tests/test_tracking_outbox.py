@@ -19,8 +19,14 @@ from tasks.tracking import TrackingUnavailable, client_for
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """One SQLite tracking store for the module (creating one takes MLflow ~5-25 s of migrations)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    """One SQLite tracking store for the module (creating one takes MLflow ~5-25 s of migrations), with
+    the experiments the tests upload into and their artefacts in a temporary folder (not ./mlruns)."""
+    tmp = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    for name in ("start", "mid-run", "interrupted", "errors", "cli"):
+        client.create_experiment(name, artifact_location=(tmp / "artifacts" / name).as_uri())
+    return uri
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +104,7 @@ def test_unreachable_from_the_start_then_sync(tmp_path, store):
 
 def test_server_lost_mid_run_keeps_real_run_ids(tmp_path, monkeypatch, store):
     """The run was created on the server, then the server went away: later records name the real run."""
-    t = tracking.setup(store, "mid-run", (tmp_path / "art").as_uri(), outbox=tmp_path / "runs" / "outbox")
+    t = tracking.setup(store, "mid-run", None, outbox=tmp_path / "runs" / "outbox")
     parent = tracking.start_run(t, "prune_pipeline-x", {"flow": "prune_pipeline"})
     assert not is_offline_id(parent)
     real_log_batch = MlflowClient.log_batch

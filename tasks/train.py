@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from prefect import task
 
-from amrlib.models import build_model
+from amrlib.models import ModelError, build_model
 from amrlib.train import fit
 from amrlib.train.stream import ChunkShuffleSampler
 
@@ -42,21 +42,31 @@ def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split:
     return {"metrics": metrics, "history": history, "resumed_from": resumed}
 
 
+def _build_for(name: str, data: dict):
+    """The network ``name`` for the dataset's classes and frame length, or a ModelError naming both."""
+    try:
+        return build_model(name, len(data["classes"]), int(data["frame_length"]))
+    except ModelError as exc:
+        raise ModelError(f"model.name {name!r} cannot take the dataset {data.get('relpath', data.get('path'))} "
+                         f"({len(data['classes'])} classes, frame length {data['frame_length']}): {exc}") from None
+
+
 @task(**stage_options("pretrain"))
 def pretrain(settings: dict, model: dict, data: dict, split: dict, runs: str, tracking: dict | None) -> dict:
     """Train the parent network from scratch (resumes from its epoch checkpoints if interrupted)."""
     stage = Stage("pretrain", {"settings": settings, "model": model, "data": data, "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    with StageRun(tracking, "pretrain", {"model": model["name"]}) as run:
-        run.params({"model": model, "train": settings, "data_md5": data["md5"], "split": split})
+    with stage.lock():
+        if stage.done:
+            return stage.done
         torch.manual_seed(int(model["seed"]))
-        net = build_model(model["name"], len(data["classes"]), int(data["frame_length"]))
-        out = _fit_stage(stage, net, settings, data, split, run)
-        saved = save_stage_model(net, stage, extra={"stage": "pretrain", "classes": data["classes"]})
-        run.metrics({"macs": saved["macs"], "params": saved["params"]})
-        return stage.finish({**out, **saved, "method": "pretrain", "classes": data["classes"],
-                             "mlflow_run_id": run.run_id})
+        net = _build_for(model["name"], data)
+        with StageRun(tracking, "pretrain", {"model": model["name"]}) as run:
+            run.params({"model": model, "train": settings, "data_md5": data["md5"], "split": split})
+            out = _fit_stage(stage, net, settings, data, split, run)
+            saved = save_stage_model(net, stage, extra={"stage": "pretrain", "classes": data["classes"]})
+            run.metrics({"macs": saved["macs"], "params": saved["params"]})
+            return stage.finish({**out, **saved, "method": "pretrain", "classes": data["classes"],
+                                 "mlflow_run_id": run.run_id})
 
 
 def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
@@ -65,19 +75,20 @@ def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: d
     lineage (``method``, ``plan``, ``pruning``: method, target, options) on to the next stage."""
     stage = Stage(name, {"settings": settings, "pruned": pruned, "teacher": teacher, "data": data,
                          "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    with StageRun(tracking, name) as run:
-        run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
-        net = load_stage_model(pruned).train()
-        teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
-        out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net,
-                         teacher_checkpoint=teacher["checkpoint"] if teacher_net is not None else None)
-        saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
-        run.metrics({"macs": saved["macs"], "params": saved["params"]})
-        return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
-                             "pruning": pruning or pruned.get("pruning"), "diagnosis": pruned.get("diagnosis"), "classes": data["classes"],
-                             "mlflow_run_id": run.run_id})
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        with StageRun(tracking, name) as run:
+            run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+            net = load_stage_model(pruned).train()
+            teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
+            out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net,
+                             teacher_checkpoint=teacher["checkpoint"] if teacher_net is not None else None)
+            saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
+            run.metrics({"macs": saved["macs"], "params": saved["params"]})
+            return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
+                                 "pruning": pruning or pruned.get("pruning"), "diagnosis": pruned.get("diagnosis"),
+                                 "classes": data["classes"], "mlflow_run_id": run.run_id})
 
 
 @task(**stage_options("finetune"))

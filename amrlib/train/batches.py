@@ -15,6 +15,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..models import check_fits
+
 
 def iter_batches(ds, batch_size: int, order: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
     """Yield (iq float32 [b, 2, L], labels int64 [b], indices) in ``order`` (default: sequential)."""
@@ -27,7 +29,9 @@ def iter_batches(ds, batch_size: int, order: np.ndarray | None = None) -> Iterat
 
 
 def predict(model: torch.nn.Module, ds, batch_size: int = 512) -> torch.Tensor:
-    """Logits [n, C] of ``model`` on every frame of ``ds`` (eval mode, no grad)."""
+    """Logits [n, C] of ``model`` on every frame of ``ds`` (eval mode, no grad); ``ds`` must have the frame
+    length and class count the model was built for (:func:`amrlib.models.check_fits`)."""
+    check_fits(model, ds)
     was_training = model.training
     model.eval()
     outs = []

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_torch_save
+from ..models import check_fits
 from .batches import EpochPlan, ShuffledSampler, count_batches, iter_batches
 
 CHECKPOINT_NAME = "train_state.pt"
@@ -162,6 +163,8 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
     sampler = sampler if sampler is not None else ShuffledSampler()
     strategy = strategy if strategy is not None else LocalStrategy()
     sampler_id = {"sampler": sampler.identity} if sampler.identity is not None else {}
+    check_fits(model, train, "training set")
+    check_fits(model, val, "validation set")
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +177,11 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
     best_state = copy.deepcopy(model.state_dict())
     resumed = None
     if ckpt and ckpt.exists():
-        blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        try:
+            blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as exc:  # not written by fit (writes are atomic): refuse it, do not train over it
+            raise ValueError(f"{ckpt}: unreadable training checkpoint ({type(exc).__name__}: {exc}); "
+                             f"remove it to restart this training from scratch") from None
         if blob.get("config") != asdict(cfg):
             raise ValueError(f"{ckpt}: checkpoint was written with a different training configuration; "
                              f"remove it or use another checkpoint_dir")

@@ -4,6 +4,7 @@
     run | serve | promote           the prune flow, its cron deployment, the promotion gate (pipeline.py)
     models | lineage                the MLflow registry (registry.py)
     export | bench-latency          ONNX export checked with ONNX Runtime; CPU latency (export.py)
+    sync                            upload MLflow records kept while the server was unreachable (sync.py)
 
 Every command turns an error into one line plus a hint (``--debug`` shows the traceback); ``--quiet`` (or
 ``CI`` set) turns progress bars and spinners off. The pre-CLI names ``pipeline``, ``fetch``,
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from . import data, export, pipeline, registry
+from . import data, export, pipeline, registry, sync
 from .common import AmrPruneGroup, parse_overrides, set_global_options
 
 _overrides = parse_overrides          # the name tests and older callers use
@@ -42,6 +43,7 @@ app.command()(registry.models)
 app.command()(registry.lineage)
 app.command()(export.export)
 app.command("bench-latency")(export.bench_latency)
+app.command()(sync.sync)
 
 # the names of the first command line (scripts and notes written before `amr-prune`)
 app.command("pipeline", hidden=True)(pipeline.run)

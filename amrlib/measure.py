@@ -95,3 +95,17 @@ def measure_latency(model: nn.Module, batch_size: int = 1, frame_length: int | N
 
 def cost(model: nn.Module) -> dict:
     return {"params": count_params(model), "macs": count_macs(model)}
+
+
+def machine() -> dict:
+    """The measuring machine, for latency figures: CPU model, logical cores, OS, PyTorch version."""
+    import os
+    import platform
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu or platform.machine(), "cores": os.cpu_count(), "os": platform.platform(terse=True),
+            "python": platform.python_version(), "torch": torch.__version__}

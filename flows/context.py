@@ -60,12 +60,15 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     cfg.runs_path.mkdir(parents=True, exist_ok=True)
-    t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location())
+    t = tracking.setup(cfg.tracking_uri(), cfg.tracking.experiment, cfg.artifact_location(),
+                       outbox=cfg.runs_path / "outbox")
     run_id = str(flow_run.get_id() or "local")
     commit = tracking.git_commit(REPO_ROOT)
+    tracking.close_dead_runs(t)               # runs a killed flow process left RUNNING
     parent = tracking.start_run(t, f"{flow_name}-{flow_run.get_name() or run_id[:8]}",
                                 {"flow": flow_name, "prefect_flow_run_id": run_id, "git_commit": commit,
-                                 "config_file": str(config)}, parent_run_id=cfg.tracking.parent_run_id)
+                                 "config_file": str(config), **tracking.process_tags()},
+                                parent_run_id=cfg.tracking.parent_run_id)
     t = {**t, "parent_run_id": parent, "flow_run_id": run_id, "git_commit": commit}
     client = tracking.client_for(t)
     tracking.log_params(client, parent, cfg.model_dump(mode="json"))
@@ -75,6 +78,7 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     ok = False
     try:
         yield ctx
+        tracking.check_online(t)               # the work is done but MLflow missed some of it: say so
         ok = True
     finally:
         with contextlib.suppress(Exception):

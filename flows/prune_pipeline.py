@@ -12,7 +12,7 @@ Every method gets the same ``finetune`` stage and settings and the same BatchNor
 versions are registered as ``amr-<model>-<method>`` with the same lineage tags. On the peer path the base
 model is registered only once the peer stage succeeded, so an impossible request registers nothing.
 
-Run it: ``.venv/bin/python -m flows pipeline --config configs/default.yaml`` (see flows/README.md).
+Run it: ``.venv/bin/amr-prune run --config configs/default.yaml`` (see flows/README.md).
 Each stage is a cached Prefect task keyed by its inputs, its configuration and the data md5, so a re-run
 after a failure (or with an unchanged configuration) skips the stages that already finished.
 """
@@ -70,7 +70,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
 
         tuned_eval = T.evaluate("pruned", cfg.evaluate.model_dump(), tuned, base_eval, data, split, runs, t)
         version = T.register("pruned", cfg.pruned_model_name, tuned, tuned_eval, base_version, data,
-                             t["uri"], runs, t)
+                             t["uri"], runs, t, reference=base_eval)
         decision = T.promotion_gate(version, tuned_eval, base_eval, cfg.gate.model_dump(), t)
 
         summary.update(base=_brief(base_version, base_eval), pruned=_brief(version, tuned_eval),
@@ -96,6 +96,7 @@ def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, reca
 
 
 def _brief(version: dict, evaluation: dict) -> dict:
-    return {"model": version["name"], "version": version["version"], "accuracy": evaluation["accuracy"],
+    return {"model": version["name"], "version": version["version"], "card": version.get("card"),
+            "accuracy": evaluation["accuracy"],
             "high_snr_accuracy": evaluation["high_snr_accuracy"], "macs": evaluation["macs"],
             "params": evaluation["params"], **(evaluation.get("vs_reference") or {})}

@@ -2,6 +2,10 @@
 open the MLflow and Prefect UIs."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -32,20 +36,37 @@ def _target(t: dict) -> str:
     return _f(t, "target_macs_reduction", "{:.0%}") + met
 
 
-def print_registry(cfg: PipelineConfig) -> list[dict]:
+def print_registry(cfg: PipelineConfig, names: list[str] | None = None) -> list[dict]:
+    """The versions of ``names`` (default: :func:`model_names`) as a table."""
     uri = cfg.tracking_uri()
-    rows = registry_state(uri, model_names(cfg))
-    table = Table(title=f"Registered models at {uri}")
-    for col in ("model", "version", "aliases", "method", "target", "test acc", "high-SNR acc", "MACs", "params",
-                "MAC red.", "acc drop", "gate", "data md5", "git"):
-        table.add_column(col)
+    rows = registry_state(uri, names if names is not None else model_names(cfg))
+    table = Table(title=f"Registered models at {uri}", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True, show_edge=False,
+                  caption="acc: test accuracy (all SNRs / high SNR); red.: MAC reduction and accuracy drop vs the "
+                          "parent; --json for every tag")
+    for col, just in (("model", "left"), ("aliases", "left"), ("method", "left"), ("target", "right"), ("acc", "right"),
+                      ("hi-SNR", "right"), ("MACs", "right"), ("params", "right"), ("MAC red.", "right"),
+                      ("acc drop", "right"), ("gate", "left"), ("data", "left"), ("git", "left")):
+        table.add_column(col, justify=just, overflow="fold", no_wrap=col not in ("model", "aliases"))
     for r in rows:
         t = r["tags"]
-        table.add_row(r["name"], r["version"], ", ".join(r["aliases"]) or "-", t.get("method", "-"), _target(t),
-                      _f(t, "test_accuracy"), _f(t, "test_high_snr_accuracy"), _f(t, "macs", "{:,.0f}"),
-                      _f(t, "params", "{:,.0f}"), _f(t, "mac_reduction", "{:.1%}"), _f(t, "accuracy_drop"),
-                      t.get("gate.passed", "-"), t.get("data_md5", "-")[:8], t.get("git_commit", "-")[:8])
-    console.print(table)
+        table.add_row(f"{r['name']} v{r['version']}", ",".join(r["aliases"]) or "-", t.get("method", "-"), _target(t),
+                      _f(t, "test_accuracy", "{:.3f}"), _f(t, "test_high_snr_accuracy", "{:.3f}"),
+                      _f(t, "macs", "{:,.0f}"), _f(t, "params", "{:,.0f}"), _f(t, "mac_reduction", "{:.1%}"),
+                      _f(t, "accuracy_drop", "{:+.3f}"), {"True": "passed", "False": "failed"}.get(
+                          t.get("gate.passed", ""), "-"), t.get("data_md5", "-")[:7], t.get("git_commit", "-")[:7])
+    if console.width >= 140:
+        console.print(table)
+    else:                                   # a narrow terminal: one line per version
+        console.print(f"Registered models at {uri}", soft_wrap=True)
+        for r in rows:
+            t = r["tags"]
+            red = f" ({_f(t, 'mac_reduction', '{:.1%}')} fewer)" if "mac_reduction" in t else ""
+            console.print(f"  {r['name']} v{r['version']} [{', '.join(r['aliases']) or 'no alias'}] "
+                          f"{t.get('method', '-')}: acc {_f(t, 'test_accuracy', '{:.3f}')} (hi-SNR "
+                          f"{_f(t, 'test_high_snr_accuracy', '{:.3f}')}), {_f(t, 'macs', '{:,.0f}')} MACs{red}, "
+                          f"gate {t.get('gate.passed', '-')}, data {t.get('data_md5', '-')[:7]}, "
+                          f"git {t.get('git_commit', '-')[:7]}", markup=False)
     if not rows:
         console.print("no registered versions yet")
     return rows
@@ -75,6 +96,8 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
                       f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> http://127.0.0.1:5050")
     else:
         console.print(f"MLflow UI:  {uri}")
-    console.print("Prefect UI: PREFECT_HOME=.prefect .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
+    home = Path(os.environ.get("PREFECT_HOME", ".prefect")).resolve()
+    home = home.relative_to(Path.cwd()) if home.is_relative_to(Path.cwd()) else home
+    console.print(f"Prefect UI: PREFECT_HOME={home} .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
                   "   -> http://127.0.0.1:4200 (flow runs of this machine's local Prefect database)")
     console.print(f"MLflow parent run of this flow run: {summary.get('mlflow_parent_run_id')}")

@@ -3,10 +3,10 @@
 Start it (a long-running process that executes the scheduled runs; scheduling needs a real Prefect server):
 
     .venv/bin/prefect server start --host 127.0.0.1 --port 4200 &
-    PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/python -m flows serve --cron "0 3 * * 1"
+    PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/amr-prune serve --cron "0 3 * * 1"
 
 Every run fetches the dataset data.dvc points to now: with unchanged data and configuration every stage is
-a cache hit and nothing is retrained; after ``python -m flows import-dataset`` (or a new data.dvc pulled
+a cache hit and nothing is retrained; after ``amr-prune data import`` (or a new data.dvc pulled
 from git) the data md5 changes and the whole method runs again, registering new challengers.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def retrain_and_prune(config: str = "configs/default.yaml", overrides: dict[str,
 def deployment(config: str = "configs/default.yaml", cron: str = DEFAULT_CRON, name: str = "weekly"):
     """The deployment ``retrain_and_prune/<name>`` with its cron schedule (not yet registered)."""
     return retrain_and_prune.to_deployment(name=name, cron=cron, parameters={"config": config},
-                                           description="Retrain and FCOS-prune on the current data.dvc dataset")
+                                           description="Retrain and prune (the configured method) on the current data.dvc dataset")
 
 
 def serve(config: str = "configs/default.yaml", cron: str = DEFAULT_CRON, name: str = "weekly") -> None:

@@ -31,14 +31,15 @@ _COMMON = ("amrlib/models", "amrlib/measure.py", "amrlib/data/dataset.py", "amrl
            "tasks/common.py", "tasks/cache.py")
 #: the code each stage's output depends on (directories: every .py below; globs allowed)
 CODE_DEPS: dict[str, tuple[str, ...]] = {
-    "pretrain": _COMMON + ("amrlib/train", "tasks/train.py"),
-    "finetune": _COMMON + ("amrlib/train", "tasks/train.py"),
-    "interim_finetune": _COMMON + ("amrlib/train", "tasks/train.py"),
+    "pretrain": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
+    "finetune": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
+    "interim_finetune": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
     "channel_stage": _COMMON + ("amrlib/pruning/*.py", "amrlib/plots.py", "tasks/prune.py"),
     "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
     "peer_stage": _COMMON + ("amrlib/pruning", "amrlib/train", "amrlib/plots.py", "tasks/prune.py", "tasks/peers.py"),
     "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
-    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py"),
+    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py", "amrlib/model_card.py",
+                           "amrlib/plots.py"),
 }
 
 

@@ -6,11 +6,13 @@ A stage result is a small JSON dict passed between tasks (never a model object):
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+from filelock import FileLock
 
 from amrlib.data.readers import load_dataset
 from amrlib.data.split import split
@@ -40,9 +42,10 @@ def _load(path: str, md5: str):
     return load_dataset(path).load()
 
 
-def load_splits(data: dict[str, Any], split_cfg: dict[str, Any]):
-    """(train, val, test) of the fetched dataset, in memory; keyed by the file's md5."""
-    ds = _load(data["path"], data["md5"])
+def load_splits(data: dict[str, Any], split_cfg: dict[str, Any], lazy: bool = False):
+    """(train, val, test) of the fetched dataset, in memory (keyed by the file's md5), or with the frames
+    left in the file when ``lazy`` (for streaming; fetch verified the md5, so no NaN scan here)."""
+    ds = load_dataset(data["path"], scan=False) if lazy else _load(data["path"], data["md5"])
     return split(ds, fractions=tuple(split_cfg["fractions"]), seed=int(split_cfg["seed"]))
 
 
@@ -52,13 +55,26 @@ class Stage:
     ``Stage(name, inputs, runs)``: ``.dir`` is ``<runs>/<name>/<key[:16]>``, ``.done`` the recorded
     result if the folder holds one (then the task returns it without recomputing, e.g. when it is
     called through ``task.fn`` or Prefect's record was lost).
+
+    ``with stage.lock():`` holds an exclusive lock on the stage (a lock file beside its folder), so two
+    flow runs at once never compute the same stage into the same folder: the second waits, then finds
+    ``.done``. The lock is an OS file lock, released by the kernel when a process dies (even by SIGKILL).
     """
 
     def __init__(self, name: str, inputs: dict[str, Any], runs: str | Path):
         self.name = name
         self.key = key_of(name, inputs)
         self.dir = stage_dir(runs, name, self.key)
-        self.done = read_result(self.dir)
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        return read_result(self.dir)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator["Stage"]:
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.dir.parent / f".{self.dir.name}.lock")):
+            yield self
 
     def finish(self, result: dict[str, Any]) -> dict[str, Any]:
         return write_result(self.dir, {"stage": self.name, "key": self.key, "dir": str(self.dir), **result})

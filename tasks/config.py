@@ -73,8 +73,17 @@ class ModelConfig(_Section):
         return v.lower()
 
 
+class StreamSettings(_Section):
+    """Stream the training frames from the dataset file (:class:`amrlib.train.stream.ChunkShuffleSampler`:
+    shuffled chunks of contiguous rows through a bounded buffer) instead of loading the dataset."""
+    chunk_frames: int = Field(1024, ge=1)       # frames per contiguous read
+    buffer_frames: int = Field(65536, ge=1)     # frames held in memory at most (64k x 1024 samples: 512 MiB)
+
+
 class TrainSettings(_Section):
-    """Arguments of :func:`amrlib.train.fit` (the reference recipe: Adam, StepLR)."""
+    """Arguments of :func:`amrlib.train.fit` (the reference recipe: Adam, StepLR), plus how to run it:
+    ``nproc`` processes (1: in the flow's process; > 1: ``torchrun`` with DistributedDataParallel, the same
+    global batch of ``batch_size`` split between them) and ``stream`` (frames read from disk as needed)."""
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -84,9 +93,21 @@ class TrainSettings(_Section):
     seed: int = Field(0, ge=0)
     patience: int | None = Field(None, ge=1)
     checkpoint_every: int | None = Field(None, ge=1)
+    nproc: int = Field(1, ge=1)
+    stream: StreamSettings | None = None
+
+    @model_validator(mode="after")
+    def _runnable(self):
+        if self.nproc > self.batch_size:
+            raise ValueError(f"nproc ({self.nproc}) must be <= batch_size ({self.batch_size}): each process "
+                             f"trains on its share of every batch")
+        if self.stream and self.stream.buffer_frames < self.stream.chunk_frames + self.batch_size - 1:
+            raise ValueError(f"stream.buffer_frames ({self.stream.buffer_frames}) must be >= stream.chunk_frames "
+                             f"+ batch_size - 1 ({self.stream.chunk_frames + self.batch_size - 1})")
+        return self
 
     def fit_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"reuse_alias", "use_teacher"})
+        return self.model_dump(exclude={"reuse_alias", "use_teacher", "nproc", "stream"})
 
 
 class PretrainConfig(TrainSettings):

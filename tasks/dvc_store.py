@@ -15,7 +15,10 @@ for a generated dataset — the generator settings in ``meta.synthetic`` ("the s
    (with those settings as meta), commit and push — commit the new .dvc file to git.
 
 An unreachable or unconfigured remote, a checksum mismatch and an unreadable dataset fail with a
-:class:`DataStoreError` naming the file and the problem.
+:class:`DataStoreError` naming the file and the problem. A dataset already present with the recorded md5
+is used without contacting the remote at all (so an unreachable remote does not stop a run), and when
+the file is missing but the local DVC cache holds the object, it is checked out from there (md5 checked
+again) if the remote cannot be reached. Two fetches at once in one project are serialised by a lock.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock
 
 from amrlib.data.dataset import DatasetError
 from amrlib.data.readers import load_dataset
@@ -186,11 +190,43 @@ def check_readable(path: Path) -> dict[str, Any]:
             "snrs": ds.snr_values}
 
 
+@contextlib.contextmanager
+def project_lock(root: Path):
+    """One fetch/import at a time per project (DVC's own lock fails a second process after 3 s instead of
+    waiting). The lock file lives in DVC's git-ignored ``.dvc/tmp``; an OS lock, freed if a process dies."""
+    if not (root / ".dvc").is_dir():
+        yield
+        return
+    (root / ".dvc" / "tmp").mkdir(exist_ok=True)
+    with FileLock(str(root / ".dvc" / "tmp" / "amr-prune-data.lock")):
+        yield
+
+
 def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | None = None,
           synthetic: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
     """Make the dataset of ``dvc_file`` present and verified; returns a JSON-able description of it
     that depends only on the dataset (not on how it got here: later stages key their caches on it)."""
     root = Path(root).resolve()
+    with project_lock(root):
+        return _fetch(root, dvc_file, remote, synthetic, log)
+
+
+def _in_local_cache(repo, md5: str) -> bool:
+    try:
+        return bool(repo.cache.local.exists(md5))
+    except Exception:
+        return False
+
+
+def _checkout_from_cache(repo, dvc_file: str) -> None:
+    try:
+        repo.checkout(targets=[_target(repo, dvc_file)])
+    except Exception as exc:
+        raise DataStoreError(f"dvc checkout of {dvc_file} from the local DVC cache failed: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+def _fetch(root: Path, dvc_file: str, remote: str | None, synthetic: dict[str, Any] | None, log) -> dict[str, Any]:
     rec = read_dvc_file(root, dvc_file)
     with dvc_repo(root) as repo:
         name = remote_name(repo, remote)
@@ -205,7 +241,10 @@ def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | Non
                 raise DataStoreError(f"{path}: md5 {got} differs from {rec['md5']} recorded in {dvc_file} "
                                      f"(modified locally?). Not overwriting it: move it away and fetch again, "
                                      f"or import it as a new dataset.")
-        elif (where := cloud_status(repo, dvc_file, name)) != "missing":
+        elif (where := _cloud_status_or_cache(repo, dvc_file, name, rec, rel, log)) == "cache":
+            _checkout_from_cache(repo, dvc_file)
+            action = "checked out from the local DVC cache (remote unreachable)"
+        elif where != "missing":
             log(f"[data] dvc pull {rel} from remote {name!r} ({remote_url(repo, name)})")
             pull(repo, dvc_file, name)
             action = "pulled"
@@ -234,10 +273,26 @@ def fetch(root: str | os.PathLike, dvc_file: str = "data.dvc", remote: str | Non
             action = "generated+pushed"
         got = file_md5(path)
         if got != rec["md5"]:
-            raise DataStoreError(f"{path}: md5 {got} after {action} differs from {rec['md5']} in {dvc_file}")
+            if action != "present":      # we put it there: do not leave a wrong file for the next run to trip on
+                path.unlink()
+            raise DataStoreError(f"{path}: md5 {got} after {action} differs from {rec['md5']} in {dvc_file}"
+                                 + ("; removed it" if action != "present" else ""))
     info = check_readable(path)
     log(f"[data] {rel} md5 {rec['md5']} ({action}; {info['frames']} frames)")
     return {"path": str(path), "relpath": rel, "md5": rec["md5"], "dvc_file": dvc_file, "remote": name, **info}
+
+
+def _cloud_status_or_cache(repo, dvc_file: str, name: str, rec: dict, rel: str, log) -> str:
+    """:func:`cloud_status`, or "cache" when the remote cannot be asked but the local DVC cache has the
+    object (DVC checks its md5 on checkout; so does :func:`fetch` afterwards)."""
+    try:
+        return cloud_status(repo, dvc_file, name)
+    except DataStoreError as exc:
+        if not _in_local_cache(repo, rec["md5"]):
+            raise DataStoreError(f"{exc}; and there is no local copy of {rel} (md5 {rec['md5']}): neither the "
+                                 f"file nor the local DVC cache has it") from None
+        log(f"[data] {exc}; using the copy of {rel} in the local DVC cache")
+        return "cache"
 
 
 def _commit(repo, dvc_file: str) -> None:
@@ -250,13 +305,13 @@ def _commit(repo, dvc_file: str) -> None:
 def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dict | None, log) -> dict:
     if not synthetic:
         raise DataStoreError(f"{root / dvc_file} does not exist and no synthetic settings were given: "
-                             f"import a dataset first (python -m flows import-dataset FILE)")
+                             f"import a dataset first (amr-prune data import FILE)")
     rel = synthetic["path"]
     path = root / rel
     dvc_rel = os.path.relpath(rel, Path(dvc_file).parent)
     if path.exists():
         raise DataStoreError(f"{path} exists but no {dvc_file} tracks it: not overwriting it. Move it away, "
-                             f"or import it (python -m flows import-dataset {rel})")
+                             f"or import it (amr-prune data import {rel})")
     recipe = synthetic_recipe(synthetic)
     log(f"[data] {dvc_file} does not exist: generating {rel} ({recipe})")
     tmp = generate(recipe, path)
@@ -271,13 +326,19 @@ def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dic
 
 def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file: str = "data.dvc",
                    remote: str | None = None, out: str | None = None, format: str | None = None,
-                   force: bool = False, log=print) -> dict[str, Any]:
+                   force: bool = False, log=print, reader_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Convert a dataset file (RML2016.10a pickle, RML2018.01a HDF5, ...) to the project's format,
-    track it with ``dvc_file`` (replacing what it pointed to) and push it."""
+    track it with ``dvc_file`` (replacing what it pointed to) and push it. ``reader_options`` go to
+    :func:`amrlib.data.load_dataset` (generic X/Y/Z files: ``x_key``, ``y_key``, ``z_key``, ``classes``, ``layout``)."""
     root = Path(root).resolve()
-    source = Path(source)
+    with project_lock(root):
+        return _import_dataset(root, Path(source), dvc_file, remote, out, format, force, log)
+
+
+def _import_dataset(root: Path, source: Path, dvc_file: str, remote: str | None, out: str | None,
+                    format: str | None, force: bool, log) -> dict[str, Any]:
     try:
-        ds = load_dataset(source, format=format)
+        ds = load_dataset(source, format=format, **(reader_options or {}))
     except DatasetError as exc:
         raise DataStoreError(f"cannot import: {exc}") from None
     rel = out or f"data/{source.stem}.h5"

@@ -5,13 +5,16 @@ reduction against its parent reaches the target. Every decision is recorded as v
 """
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from .registry import CHAMPION, alias_version
-from .tracking import StageRun, client_for
+from .tracking import StageRun, client_for, needs_server
 
 
 EPS = 1e-9   # bounds are inclusive; 0.90 - 0.88 is 0.0200000000000000018 in floating point
@@ -31,17 +34,33 @@ def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_redu
 
 
 @task(name="promotion_gate", cache_policy=NO_CACHE)
+@needs_server("apply the promotion gate")
 def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gate: dict, tracking: dict) -> dict:
     """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent.
 
     A version is gated once: when a re-run finds it already decided (its ``gate.passed`` tag), the recorded
     decision is returned and no alias moves (a re-run must not undo a later ``promote``)."""
-    done = _recorded(version, tracking)
-    if done is not None:
-        return done
-    mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
-    decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
-    return apply_decision(version, decision, tracking)
+    with decision_lock(tracking, version["name"]):
+        done = _recorded(version, tracking)
+        if done is not None:
+            return done
+        mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
+        decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
+        return apply_decision(version, decision, tracking)
+
+
+@contextlib.contextmanager
+def decision_lock(tracking: dict, name: str):
+    """One alias decision on ``name`` at a time among the flow runs sharing this runs directory (two runs
+    at once reaching the gate of the same version: the second reads the first one's recorded decision)."""
+    outbox = tracking.get("outbox")
+    if not outbox:
+        yield
+        return
+    locks = Path(outbox).parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"aliases-{name}.lock")):
+        yield
 
 
 def _recorded(version: dict, tracking: dict) -> dict | None:
@@ -58,14 +77,17 @@ def _recorded(version: dict, tracking: dict) -> dict | None:
 
 
 def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
+    """Record the decision as version tags and move ``champion`` if it passed. ``gate.passed`` is written
+    last, after the alias: it marks the version as gated, so a run killed half-way decides again."""
     client = client_for(tracking)
     name, v = version["name"], version["version"]
     before = alias_version(client, name, CHAMPION)
-    for k in ("passed", "accuracy_drop", "mac_reduction"):
+    for k in ("accuracy_drop", "mac_reduction"):
         client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
     client.set_model_version_tag(name, v, "gate.reasons", "; ".join(decision["reasons"]) or "ok")
     if decision["passed"]:
         client.set_registered_model_alias(name, CHAMPION, v)
+    client.set_model_version_tag(name, v, "gate.passed", str(decision["passed"]))
     decision = {**decision, "name": name, "version": v, "champion_before": before,
                 "champion_after": v if decision["passed"] else before}
     with StageRun(tracking, "promotion_gate", {"registered_model": name, "version": v}) as run:
@@ -76,10 +98,17 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
 
 
 @task(name="base_champion", cache_policy=NO_CACHE)
+@needs_server("set the base model's champion")
 def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
     """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
     as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow.
     Checked once per version (a re-run does not move the alias back)."""
+    name = version["name"]
+    with decision_lock(tracking, name):
+        return _base_champion(version, evaluation, tracking)
+
+
+def _base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
     client = client_for(tracking)
     name = version["name"]
     current = alias_version(client, name, CHAMPION)

@@ -50,44 +50,45 @@ def peer_stage(method: str, settings: dict, recalibrate: dict, parent: dict, dat
                              f"{', '.join(m for m in methods.METHODS if m != 'fcos')}")
     stage = Stage("peer_stage", {"method": method, "settings": settings, "recalibrate": recalibrate,
                                  "parent": parent, "data": data, "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    target, options, seed = float(settings["target_macs_reduction"]), dict(settings["options"]), int(settings["seed"])
-    with StageRun(tracking, f"peer_stage-{method}", {"method": method}) as run:
-        run.params({"method": method, "peer": settings, "recalibrate": recalibrate,
-                    "parent_checkpoint_md5": parent["checkpoint_md5"]})
-        model = load_stage_model(parent)
-        train, val, _ = load_splits(data, split)
-        t0 = time.perf_counter()
-        try:
-            res = methods.prune(method, model, train, val, target, seed=seed, finetune=None, **options)
-        except PruningError as exc:
-            raise PeerStageError(describe_failure(method, target, model.arch.get("name"), exc)) from None
-        pruned = recalibrate_bn_stats(res.model, data, split, recalibrate)
-        seconds = time.perf_counter() - t0
-        report = res.report
-        saved = save_stage_model(pruned, stage, extra={"stage": "peer_stage", "method": method})
-        plan_path = stage.dir / "plan.json"
-        plan_path.write_text(json.dumps(res.plan, indent=1))
-        report_path = stage.dir / "report.json"
-        report_path.write_text(json.dumps(report, indent=1))
-        metrics = {"seconds": seconds, "prune_seconds": report.get("prune_seconds", seconds),
-                   "macs": saved["macs"], "params": saved["params"],
-                   "mac_reduction": 1 - saved["macs"] / parent["macs"],
-                   "param_reduction": 1 - saved["params"] / parent["params"],
-                   "target_macs_reduction": target, "target_met": float(bool(report.get("target_met", True)))}
-        run.metrics(metrics)
-        run.tags_({"method": method, "method_kind": methods.METHOD_KINDS[method],
-                   "target_met": bool(report.get("target_met", True))})
-        for path in (plan_path, report_path, *_plots(method, model, pruned, res.plan, stage)):
-            run.artifact(path)
-        if not report.get("target_met", True):
-            _warn(f"{method}: {report.get('note', 'target not met')} (registered with tag target_met=False)")
-        lineage = {"method": method, "target_macs_reduction": target, "options": {**options, "seed": seed},
-                   "target_met": bool(report.get("target_met", True)), "recalibrate": recalibrate}
-        return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "report": str(report_path),
-                             "method": method, "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
-                             "mlflow_run_id": run.run_id})
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        target, options, seed = float(settings["target_macs_reduction"]), dict(settings["options"]), int(settings["seed"])
+        with StageRun(tracking, f"peer_stage-{method}", {"method": method}) as run:
+            run.params({"method": method, "peer": settings, "recalibrate": recalibrate,
+                        "parent_checkpoint_md5": parent["checkpoint_md5"]})
+            model = load_stage_model(parent)
+            train, val, _ = load_splits(data, split)
+            t0 = time.perf_counter()
+            try:
+                res = methods.prune(method, model, train, val, target, seed=seed, finetune=None, **options)
+            except PruningError as exc:
+                raise PeerStageError(describe_failure(method, target, model.arch.get("name"), exc)) from None
+            pruned = recalibrate_bn_stats(res.model, data, split, recalibrate)
+            seconds = time.perf_counter() - t0
+            report = res.report
+            saved = save_stage_model(pruned, stage, extra={"stage": "peer_stage", "method": method})
+            plan_path = stage.dir / "plan.json"
+            plan_path.write_text(json.dumps(res.plan, indent=1))
+            report_path = stage.dir / "report.json"
+            report_path.write_text(json.dumps(report, indent=1))
+            metrics = {"seconds": seconds, "prune_seconds": report.get("prune_seconds", seconds),
+                       "macs": saved["macs"], "params": saved["params"],
+                       "mac_reduction": 1 - saved["macs"] / parent["macs"],
+                       "param_reduction": 1 - saved["params"] / parent["params"],
+                       "target_macs_reduction": target, "target_met": float(bool(report.get("target_met", True)))}
+            run.metrics(metrics)
+            run.tags_({"method": method, "method_kind": methods.METHOD_KINDS[method],
+                       "target_met": bool(report.get("target_met", True))})
+            for path in (plan_path, report_path, *_plots(method, model, pruned, res.plan, stage)):
+                run.artifact(path)
+            if not report.get("target_met", True):
+                _warn(f"{method}: {report.get('note', 'target not met')} (registered with tag target_met=False)")
+            lineage = {"method": method, "target_macs_reduction": target, "options": {**options, "seed": seed},
+                       "target_met": bool(report.get("target_met", True)), "recalibrate": recalibrate}
+            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "report": str(report_path),
+                                 "method": method, "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
+                                 "mlflow_run_id": run.run_id})
 
 
 def _plots(method: str, parent, pruned, plan: dict, stage: Stage) -> list:

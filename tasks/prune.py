@@ -46,31 +46,38 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
     re-estimate the BatchNorm statistics on ``recalibrate["frames"]`` training frames (0: off)."""
     stage = Stage("channel_stage", {"settings": settings, "recalibrate": recalibrate, "parent": parent,
                                     "data": data, "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    with StageRun(tracking, "channel_stage") as run:
-        run.params({"channel_stage": settings, "recalibrate": recalibrate,
-                    "parent_checkpoint_md5": parent["checkpoint_md5"]})
-        model = load_stage_model(parent)
-        t0 = time.perf_counter()
-        pruned, plan = pruning.channel_stage(model, **settings)
-        pruned = recalibrate_bn_stats(pruned, data, split, recalibrate)
-        seconds = time.perf_counter() - t0
-        saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
-        plan_path = stage.dir / "plan.json"
-        plan_path.write_text(json.dumps(plan, indent=1))
-        widths = plots.channel_widths(plots.group_widths(model), plots.group_widths(pruned),
-                                      stage.dir / "channel_widths.png")
-        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(parent, saved)}
-        run.metrics(metrics)
-        run.artifact(plan_path)
-        run.artifact(widths)
-        lineage = {"method": "fcos", "options": {"channel_stage": settings}, "recalibrate": recalibrate}
-        if settings.get("target_macs_reduction") is not None:
-            lineage["target_macs_reduction"] = settings["target_macs_reduction"]
-        return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
-                             "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
-                             "mlflow_run_id": run.run_id})
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        with StageRun(tracking, "channel_stage") as run:
+            run.params({"channel_stage": settings, "recalibrate": recalibrate,
+                        "parent_checkpoint_md5": parent["checkpoint_md5"]})
+            model = load_stage_model(parent)
+            t0 = time.perf_counter()
+            try:
+                pruned, plan = pruning.channel_stage(model, **settings)
+            except pruning.PruningError as exc:   # name the setting: the request depends on the model
+                asked = ", ".join(f"channel_stage.{k}: {v}" for k, v in settings.items()
+                                  if k in ("keep_ratio", "target_macs_reduction", "target_params_reduction",
+                                           "distance_threshold"))
+                raise pruning.PruningError(f"{asked} on {parent.get('arch_name')}: {exc}") from None
+            pruned = recalibrate_bn_stats(pruned, data, split, recalibrate)
+            seconds = time.perf_counter() - t0
+            saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
+            plan_path = stage.dir / "plan.json"
+            plan_path.write_text(json.dumps(plan, indent=1))
+            widths = plots.channel_widths(plots.group_widths(model), plots.group_widths(pruned),
+                                          stage.dir / "channel_widths.png")
+            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(parent, saved)}
+            run.metrics(metrics)
+            run.artifact(plan_path)
+            run.artifact(widths)
+            lineage = {"method": "fcos", "options": {"channel_stage": settings}, "recalibrate": recalibrate}
+            if settings.get("target_macs_reduction") is not None:
+                lineage["target_macs_reduction"] = settings["target_macs_reduction"]
+            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
+                                 "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
+                                 "mlflow_run_id": run.run_id})
 
 
 @task(**stage_options("lacd"))
@@ -82,33 +89,34 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
         raise RuntimeError("amrlib.pruning has no lacd(): this stage is not built yet (set lacd.enabled: false)")
     stage = Stage("lacd", {"settings": settings, "recalibrate": recalibrate, "pruned": pruned, "data": data,
                            "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    with StageRun(tracking, "lacd") as run:
-        run.params({"lacd": settings, "recalibrate": recalibrate, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
-        model = load_stage_model(pruned)
-        train, val, _ = load_splits(data, split)
-        t0 = time.perf_counter()
-        compact, diagnosis = pruning.lacd(model, train, val, **settings)
-        if diagnosis.get("removed"):
-            compact = recalibrate_bn_stats(compact, data, split, recalibrate)
-        seconds = time.perf_counter() - t0
-        saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
-        diagnosis_path = stage.dir / "diagnosis.json"
-        diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
-        plan = _extend_plan(pruned.get("plan"), diagnosis, compact)
-        plan_path = stage.dir / "plan.json"
-        plan_path.write_text(json.dumps(plan, indent=1))
-        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(pruned, saved)}
-        curve = plots.probe_curve({"LaCD": diagnosis["blocks"]}, stage.dir / "probe_curve.png")
-        run.metrics(metrics)
-        for path in (diagnosis_path, plan_path, curve):
-            run.artifact(path)
-        lineage = dict(pruned.get("pruning") or {"method": "fcos"})
-        lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
-        return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
-                             "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": pruned["checkpoint_md5"],
-                             "mlflow_run_id": run.run_id})
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        with StageRun(tracking, "lacd") as run:
+            run.params({"lacd": settings, "recalibrate": recalibrate, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+            model = load_stage_model(pruned)
+            train, val, _ = load_splits(data, split)
+            t0 = time.perf_counter()
+            compact, diagnosis = pruning.lacd(model, train, val, **settings)
+            if diagnosis.get("removed"):
+                compact = recalibrate_bn_stats(compact, data, split, recalibrate)
+            seconds = time.perf_counter() - t0
+            saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
+            diagnosis_path = stage.dir / "diagnosis.json"
+            diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
+            plan = _extend_plan(pruned.get("plan"), diagnosis, compact)
+            plan_path = stage.dir / "plan.json"
+            plan_path.write_text(json.dumps(plan, indent=1))
+            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(pruned, saved)}
+            curve = plots.probe_curve({"LaCD": diagnosis["blocks"]}, stage.dir / "probe_curve.png")
+            run.metrics(metrics)
+            for path in (diagnosis_path, plan_path, curve):
+                run.artifact(path)
+            lineage = dict(pruned.get("pruning") or {"method": "fcos"})
+            lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
+            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
+                                 "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": pruned["checkpoint_md5"],
+                                 "mlflow_run_id": run.run_id})
 
 
 def _jsonable(obj: Any):

@@ -21,13 +21,16 @@ from mlflow.models import Model, infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from amrlib.model_card import write_model_card
+
 from .common import Stage, load_stage_model, model_summary, stage_options
 from .dvc_store import file_md5
-from .tracking import StageRun, client_for
+from .tracking import StageRun, client_for, needs_server
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2", "amr-prune"]
 CHALLENGER, CHAMPION = "challenger", "champion"
+REGISTER_KEY_TAG = "register_key"     # the register stage's key: a re-run finds a version it already created
 
 
 def _version_still_there(result: dict) -> bool:
@@ -46,49 +49,134 @@ def alias_version(client, name: str, alias: str) -> str | None:
 
 
 @task(**stage_options("register", "register-{role}", still_valid=_version_still_there))
+@needs_server("register a model version")
 def register(role: str, name: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
-             registry_uri: str, runs: str, tracking: dict) -> dict:
+             registry_uri: str, runs: str, tracking: dict, reference: dict | None = None) -> dict:
     """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.
 
     Tags: data md5, git commit, parent model name/version, method with its target and options, plan md5,
-    flow run id, compression metrics (:func:`lineage_tags`).
+    flow run id, compression metrics (:func:`lineage_tags`), and ``register_key`` (this stage's key): a run
+    killed after MLflow created the version but before the stage recorded it finds that version again
+    instead of registering a duplicate.
+    The version's model card (``model_card/model_card.md`` with its figures, :mod:`amrlib.model_card`) is
+    logged in the registering run; ``reference`` is the parent's evaluation (per-SNR table, compression).
     """
     stage = Stage("register", {"role": role, "name": name, "model": model, "evaluation": evaluation,
-                               "parent": parent, "data": data, "registry_uri": registry_uri, "runs": runs}, runs)
-    if stage.done and _version_still_there(stage.done):
-        return stage.done
-    client = client_for(tracking)
-    with StageRun(tracking, f"register-{role}", {"role": role}) as run:
-        net = load_stage_model(model)
-        x = np.zeros((2, 2, int(net.arch["frame_length"])), dtype=np.float32)
-        with torch.no_grad():
-            y = net(torch.from_numpy(x)).numpy()
+                               "parent": parent, "data": data, "registry_uri": registry_uri, "runs": runs,
+                               "reference": reference}, runs)
+    with stage.lock():
+        if stage.done and _version_still_there(stage.done):
+            return stage.done
+        client = client_for(tracking)
         tags = lineage_tags(role, model, evaluation, parent, data, tracking)
-        logged = client.create_logged_model(tracking["experiment_id"], name="model", source_run_id=run.run_id,
-                                            tags={"role": role})
-        artifacts = {"checkpoint": model["checkpoint"]}
-        if model.get("plan"):
-            artifacts["plan"] = model["plan"]
-        with warnings.catch_warnings():  # MLflow nags about type hints / input examples: we give a signature
-            warnings.simplefilter("ignore", UserWarning)
-            info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
-                             model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
-                             pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
-                             metadata={"classes": list(data["classes"]),
-                                       "frame_length": int(net.arch["frame_length"]),
-                                       "arch_name": net.arch.get("name"), "role": role})
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
+        tags[REGISTER_KEY_TAG] = stage.key
+        mv = _registered_before(client, name, stage.key)
+        if mv is not None:
+            client.set_registered_model_alias(name, CHALLENGER, mv.version)
+            return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": mv.run_id,
+                                 "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
+                                 "tags": dict(mv.tags), "note": "version found from an interrupted run"})
+        with StageRun(tracking, f"register-{role}", {"role": role}) as run:
+            net = load_stage_model(model)
+            x = np.zeros((2, 2, int(net.arch["frame_length"])), dtype=np.float32)
+            with torch.no_grad():
+                y = net(torch.from_numpy(x)).numpy()
+            logged = client.create_logged_model(tracking["experiment_id"], name="model", source_run_id=run.run_id,
+                                                tags={"role": role})
+            artifacts = {"checkpoint": model["checkpoint"]}
+            if model.get("plan"):
+                artifacts["plan"] = model["plan"]
+            with warnings.catch_warnings():  # MLflow nags about type hints / input examples: we give a signature
+                warnings.simplefilter("ignore", UserWarning)
+                info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
+                                 model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
+                                 pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
+                                 metadata={"classes": list(data["classes"]),
+                                           "frame_length": int(net.arch["frame_length"]),
+                                           "arch_name": net.arch.get("name"), "role": role})
             what = "pretrained parents" if role == "base" else f"models pruned with {model.get('method', '?')}"
-            client.create_registered_model(name, description=f"amr-prune {what} (prune_pipeline)")
-        mv = client.create_model_version(name, source=info.model_uri, run_id=run.run_id, tags=tags,
-                                         model_id=info.model_id)
-        client.set_registered_model_alias(name, CHALLENGER, mv.version)
-        run.tags_({"registered_model": name, "registered_version": mv.version})
-        return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": run.run_id,
-                             "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
-                             "tags": tags})
+            _ensure_registered_model(client, name, f"amr-prune {what} (prune_pipeline)")
+            mv = client.create_model_version(name, source=info.model_uri, run_id=run.run_id, tags=tags,
+                                             model_id=info.model_id)
+            client.set_registered_model_alias(name, CHALLENGER, mv.version)
+            run.tags_({"registered_model": name, "registered_version": mv.version})
+            card = log_model_card(client, run.run_id, stage.dir / "model_card", {
+                "name": name, "version": str(mv.version), "role": role, "method": tags["method"], "net": net,
+                "model": model, "evaluation": evaluation, "reference": reference, "parent": parent, "data": data,
+                "lineage": {"git_commit": tags["git_commit"], "flow_run_id": tags["flow_run_id"],
+                            "mlflow_run_id": run.run_id, "registry_uri": registry_uri}})
+            client.update_model_version(name, mv.version, description=card["description"])
+            client.set_model_version_tag(name, mv.version, "model_card", f"runs:/{run.run_id}/model_card/model_card.md")
+            return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": run.run_id,
+                                 "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
+                                 "tags": tags, "card": str(card["card"])})
+
+
+
+def _registered_before(client, name: str, key: str):
+    """The version of ``name`` that an earlier, interrupted run of this register stage created, if any."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return None
+    found = [mv for mv in client.search_model_versions(f"name = '{name}'") if mv.tags.get(REGISTER_KEY_TAG) == key]
+    return min(found, key=lambda mv: int(mv.version)) if found else None
+
+
+def _ensure_registered_model(client, name: str, description: str) -> None:
+    try:
+        client.get_registered_model(name)
+        return
+    except MlflowException:
+        pass
+    try:
+        client.create_registered_model(name, description=description)
+    except MlflowException as exc:      # another flow run created it in between
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def log_model_card(client, run_id: str, directory: Path, v: dict) -> dict:
+    """Write the version's model card with its figures into ``directory`` and log them as the run's
+    ``model_card/`` artefacts; returns ``{"card", "figures", "description"}`` (a short version description
+    that points to the card)."""
+    net, model, ev = v["net"], v["model"], v["evaluation"]
+    plan = json.loads(Path(model["plan"]).read_text()) if model.get("plan") else None
+    diagnosis = json.loads(Path(model["diagnosis"]).read_text()) if model.get("diagnosis") else None
+    ref = v["reference"]
+    parent = None
+    if v["parent"]:
+        parent = {"name": v["parent"]["name"], "version": v["parent"]["version"],
+                  "macs": (ref or {}).get("macs") or int(v["parent"]["tags"]["macs"]),
+                  "params": (ref or {}).get("params") or int(v["parent"]["tags"]["params"])}
+    data = v["data"]
+    info = {"name": v["name"], "version": v["version"], "role": v["role"], "method": v["method"],
+            "classes": list(data["classes"]), "frame_length": int(net.arch["frame_length"]),
+            "data": {"path": data["relpath"], "md5": data["md5"], "dvc_file": data.get("dvc_file"),
+                     "synthetic": _generator_summary(data)},
+            "model": {"arch": net.arch, "macs": model["macs"], "params": model["params"]}, "parent": parent,
+            "plan": plan, "diagnosis": diagnosis, "evaluation": ev, "reference": ref,
+            "lineage": v["lineage"], "high_snr_db": ev.get("high_snr_db", 10)}
+    out = write_model_card(info, directory)
+    client.log_artifacts(run_id, str(directory), "model_card")
+    vs = ev.get("vs_reference") or {}
+    description = (f"{v['role']} model ({v['method']}): test accuracy {ev['accuracy']:.4f}"
+                   + (f", {100 * vs['mac_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
+                      if parent and vs.get("mac_reduction") is not None else "")
+                   + f". Model card: runs:/{run_id}/model_card/model_card.md")
+    return {**out, "description": description}
+
+
+def _generator_summary(data: dict) -> dict | None:
+    """The generator settings of a synthetic dataset (None for a real one), read from the file itself."""
+    from amrlib.data.readers import load_dataset
+    try:
+        gen = load_dataset(data["path"], scan=False).meta.get("generator")
+    except Exception:
+        return None
+    if not isinstance(gen, dict):
+        return None
+    return {k: gen[k] for k in ("name", "version", "frames_per_key", "seed", "sample_rate") if k in gen}
 
 
 def lineage_tags(role: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
@@ -130,6 +218,7 @@ def pruning_tags(model: dict) -> dict[str, str]:
 
 
 @task(name="checkout_version", cache_policy=NO_CACHE)
+@needs_server("read a registered model version")
 def checkout_version(name: str, alias: str | None, version: str | None, runs: str, tracking: dict) -> tuple[dict, dict]:
     """A registered version (by ``alias`` or ``version``) as a stage result: its checkpoint is copied
     under ``<runs>/registry/`` and checked to load. Returns ``(model result, version record)``."""

@@ -2,10 +2,15 @@
 
 MLflow's fluent "active run" is per thread; nothing here uses it, so concurrent tasks never log into
 each other's runs. The tracking context handed to tasks is a small dict
-``{"uri", "experiment_id", "parent_run_id"}`` (kept out of cache keys).
+``{"uri", "experiment", "experiment_id", "parent_run_id", "outbox", ...}`` (kept out of cache keys).
+Every client comes from :func:`client_for`: a :class:`~tasks.tracking_client.TrackingClient`, which keeps
+a flow run's records in its outbox when the tracking server cannot be reached (tasks/tracking_client.py).
+A flow's parent run carries its host and process id, so that the next flow run on the host can close the
+runs a killed process left RUNNING (:func:`close_dead_runs`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,35 +20,116 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import mlflow
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.utils.time import get_current_time_millis
+
+from .tracking_client import (_OFFLINE, TrackingClient, TrackingUnavailable, check_online,  # noqa: F401
+                              client_for, go_offline, needs_server, offline_outbox, unreachable, warn)
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
 
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """For a SQLite store: one process at a time creates/migrates the database and the experiment."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(db) + ".lock"):
+            yield
+    else:
+        yield
 
-def client_for(tracking: dict[str, Any]) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking["uri"], registry_uri=tracking["uri"])
+
+def _experiment_id(client: MlflowClient, experiment: str, artifact_location: str | None, uri: str) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        try:
+            return client.create_experiment(experiment, artifact_location=artifact_location)
+        except MlflowException as exc:          # another flow run created it in between
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = client.get_experiment_by_name(experiment)
+    if exp.lifecycle_stage == "deleted":
+        raise RuntimeError(f"MLflow experiment {experiment!r} at {uri} is deleted: restore it "
+                           f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or use another name")
+    return exp.experiment_id
 
 
-def setup(uri: str, experiment: str, artifact_location: str | None) -> dict[str, Any]:
+def setup(uri: str, experiment: str, artifact_location: str | None,
+          outbox: str | os.PathLike | None = None) -> dict[str, Any]:
     """Point MLflow at ``uri`` and return the tracking context for ``experiment`` (created if needed).
 
-    ``mlflow.set_tracking_uri`` is process-wide (not per thread); model logging resolves it from there.
+    ``outbox``: the folder where this flow run keeps its MLflow records if the server becomes unreachable
+    (None: no offline mode, an unreachable server is an error at once). ``mlflow.set_tracking_uri`` is
+    process-wide (not per thread); model logging resolves it from there.
     """
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        exp_id = client.create_experiment(experiment, artifact_location=artifact_location)
-    elif exp.lifecycle_stage == "deleted":
-        raise RuntimeError(f"MLflow experiment {experiment!r} at {uri} is deleted: restore it "
-                           f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or use another name")
-    else:
-        exp_id = exp.experiment_id
-    return {"uri": uri, "experiment_id": exp_id, "parent_run_id": None}
+    _OFFLINE.pop(uri, None)                   # a new flow run tries the server again
+    tracking = {"uri": uri, "experiment": experiment, "experiment_id": None, "parent_run_id": None,
+                "artifact_location": artifact_location, "outbox": str(outbox) if outbox else None}
+    try:
+        with _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            tracking["experiment_id"] = _experiment_id(client, experiment, artifact_location, uri)
+            client.search_registered_models(max_results=1)    # a fresh SQLite store: its registry tables too
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        go_offline(tracking, exc)
+    return tracking
+
+
+HOST_TAG, PID_TAG = "amr_prune.host", "amr_prune.pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags for a flow's parent run that let a later run on this host see that its process is gone."""
+    import socket
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_dead_runs(tracking: dict[str, Any]) -> list[str]:
+    """Mark KILLED the parent runs (and their RUNNING stage runs) that a flow process on this host left
+    RUNNING when it was killed (SIGKILL, power loss): their process no longer exists. Returns their ids.
+    A run of another host, or whose process is alive (a flow running right now), is left alone."""
+    import socket
+    if tracking.get("experiment_id") is None or offline_outbox(tracking) is not None:
+        return []
+    client = client_for(tracking)
+    host = socket.gethostname().replace("'", "")
+    closed = []
+    for run in client.search_runs([tracking["experiment_id"]],
+                                  f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"):
+        try:
+            pid = int(run.data.tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        for child in client.search_runs([tracking["experiment_id"]], f"attributes.status = 'RUNNING' and "
+                                        f"tags.`{PARENT_TAG}` = '{run.info.run_id}'"):
+            client.set_terminated(child.info.run_id, "KILLED")
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    if closed:
+        warn(f"[tracking] marked {len(closed)} run(s) KILLED whose flow process on {host} no longer exists: "
+              f"{', '.join(closed)}")
+    return closed
 
 
 def start_run(tracking: dict[str, Any], name: str, tags: dict[str, str] | None = None,

@@ -2,48 +2,71 @@
 pruned network, every method) and ``interim_finetune`` (FCOS's short recovery between its two stages)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import torch
 from prefect import task
 
-from amrlib.models import build_model
+from amrlib.models import ModelError, build_model
 from amrlib.train import fit
+from amrlib.train.stream import ChunkShuffleSampler
 
 from .common import Stage, epoch_logger, load_splits, load_stage_model, save_stage_model, stage_options
+from .torchrun import fit_with_torchrun
 from .tracking import StageRun
 
 
 def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split: dict, run: StageRun,
-               teacher=None) -> dict[str, Any]:
-    train, val, _ = load_splits(data, split)
-    fit_kwargs = {k: v for k, v in settings.items() if k not in ("reuse_alias", "use_teacher")}
+               teacher=None, teacher_checkpoint: str | None = None) -> dict[str, Any]:
+    """Train in this process (``nproc: 1``) or with ``torchrun`` and DDP (``nproc > 1``)."""
+    fit_kwargs = {k: v for k, v in settings.items() if k not in ("reuse_alias", "use_teacher", "nproc", "stream")}
+    nproc, stream = int(settings.get("nproc", 1)), settings.get("stream")
+    log = epoch_logger(run, stage.name, int(settings["epochs"]))
     t0 = time.perf_counter()
-    res = fit(model, train, val, checkpoint_dir=stage.dir / "train_state", callbacks=[epoch_logger(run, stage.name, int(settings["epochs"]))],
-              teacher=teacher, progress=None, **fit_kwargs)
+    if nproc > 1:
+        rec = fit_with_torchrun(model, stage.dir / "ddp", nproc, fit_kwargs, data, split, stream=stream,
+                                teacher_checkpoint=teacher_checkpoint if teacher is not None else None, on_epoch=log)
+        best_acc, best_epoch, history, resumed = (rec["best_val_accuracy"], rec["best_epoch"], rec["history"],
+                                                  rec["resumed_from"])
+    else:
+        train, val, _ = load_splits(data, split, lazy=bool(stream))
+        res = fit(model, train, val, checkpoint_dir=stage.dir / "train_state", callbacks=[log], teacher=teacher,
+                  progress=False if os.environ.get("AMR_PRUNE_QUIET") else None, sampler=ChunkShuffleSampler(**stream) if stream else None, **fit_kwargs)
+        best_acc, best_epoch, history, resumed = res.best_val_accuracy, res.best_epoch, res.history, res.resumed_from
     seconds = time.perf_counter() - t0
-    metrics = {"best_val_accuracy": res.best_val_accuracy, "best_epoch": res.best_epoch,
-               "epochs_run": len(res.history), "train_seconds": seconds}
+    metrics = {"best_val_accuracy": best_acc, "best_epoch": best_epoch, "epochs_run": len(history),
+               "train_seconds": seconds, "processes": nproc}
     run.metrics(metrics)
-    return {"metrics": metrics, "history": res.history, "resumed_from": res.resumed_from}
+    return {"metrics": metrics, "history": history, "resumed_from": resumed}
+
+
+def _build_for(name: str, data: dict):
+    """The network ``name`` for the dataset's classes and frame length, or a ModelError naming both."""
+    try:
+        return build_model(name, len(data["classes"]), int(data["frame_length"]))
+    except ModelError as exc:
+        raise ModelError(f"model.name {name!r} cannot take the dataset {data.get('relpath', data.get('path'))} "
+                         f"({len(data['classes'])} classes, frame length {data['frame_length']}): {exc}") from None
 
 
 @task(**stage_options("pretrain"))
 def pretrain(settings: dict, model: dict, data: dict, split: dict, runs: str, tracking: dict | None) -> dict:
     """Train the parent network from scratch (resumes from its epoch checkpoints if interrupted)."""
     stage = Stage("pretrain", {"settings": settings, "model": model, "data": data, "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    with StageRun(tracking, "pretrain", {"model": model["name"]}) as run:
-        run.params({"model": model, "train": settings, "data_md5": data["md5"], "split": split})
+    with stage.lock():
+        if stage.done:
+            return stage.done
         torch.manual_seed(int(model["seed"]))
-        net = build_model(model["name"], len(data["classes"]), int(data["frame_length"]))
-        out = _fit_stage(stage, net, settings, data, split, run)
-        saved = save_stage_model(net, stage, extra={"stage": "pretrain", "classes": data["classes"]})
-        run.metrics({"macs": saved["macs"], "params": saved["params"]})
-        return stage.finish({**out, **saved, "method": "pretrain", "classes": data["classes"],
-                             "mlflow_run_id": run.run_id})
+        net = _build_for(model["name"], data)
+        with StageRun(tracking, "pretrain", {"model": model["name"]}) as run:
+            run.params({"model": model, "train": settings, "data_md5": data["md5"], "split": split})
+            out = _fit_stage(stage, net, settings, data, split, run)
+            saved = save_stage_model(net, stage, extra={"stage": "pretrain", "classes": data["classes"]})
+            run.metrics({"macs": saved["macs"], "params": saved["params"]})
+            return stage.finish({**out, **saved, "method": "pretrain", "classes": data["classes"],
+                                 "mlflow_run_id": run.run_id})
 
 
 def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
@@ -52,18 +75,20 @@ def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: d
     lineage (``method``, ``plan``, ``pruning``: method, target, options) on to the next stage."""
     stage = Stage(name, {"settings": settings, "pruned": pruned, "teacher": teacher, "data": data,
                          "split": split, "runs": runs}, runs)
-    if stage.done:
-        return stage.done
-    with StageRun(tracking, name) as run:
-        run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
-        net = load_stage_model(pruned).train()
-        teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
-        out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net)
-        saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
-        run.metrics({"macs": saved["macs"], "params": saved["params"]})
-        return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
-                             "pruning": pruning or pruned.get("pruning"), "classes": data["classes"],
-                             "mlflow_run_id": run.run_id})
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        with StageRun(tracking, name) as run:
+            run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+            net = load_stage_model(pruned).train()
+            teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
+            out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net,
+                             teacher_checkpoint=teacher["checkpoint"] if teacher_net is not None else None)
+            saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
+            run.metrics({"macs": saved["macs"], "params": saved["params"]})
+            return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
+                                 "pruning": pruning or pruned.get("pruning"), "diagnosis": pruned.get("diagnosis"),
+                                 "classes": data["classes"], "mlflow_run_id": run.run_id})
 
 
 @task(**stage_options("finetune"))

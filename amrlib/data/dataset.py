@@ -72,6 +72,19 @@ class LazyIQ:
         arr = self[:]
         return arr if dtype is None else arr.astype(dtype)
 
+    def read_span(self, positions: np.ndarray, max_span_ratio: float = 4.0) -> np.ndarray:
+        """Frames at ``positions`` (whose file rows ascend) with one contiguous slice of the source when
+        the rows span at most ``max_span_ratio`` times as many rows as requested (rows in between are
+        read and dropped: a sequential read beats HDF5 point selection), else as ``self[positions]``."""
+        rows = self.rows[np.asarray(positions, dtype=np.int64)]
+        if len(rows) == 0 or np.any(np.diff(rows) <= 0):
+            return self[positions]
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+        if hi - lo > max_span_ratio * len(rows):
+            return self[positions]
+        raw = np.asarray(self.source[lo:hi])
+        return self._transform(raw[rows - lo] if hi - lo != len(rows) else raw)
+
     def __getitem__(self, idx) -> np.ndarray:
         if isinstance(idx, (int, np.integer)):
             return self[np.array([idx])][0]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -50,10 +52,31 @@ def build_from_arch(arch: dict) -> nn.Module:
         return _FAMILIES[family](arch)
     except (KeyError, TypeError) as e:
         raise ModelError(f"malformed {family} architecture spec: {e!r}") from e
+    except ValueError as e:          # e.g. a frame length too short for the network's pooling
+        raise ModelError(f"{arch.get('name', family)} cannot be built for {arch.get('num_classes')} classes "
+                         f"and frame length {arch.get('frame_length')}: {e}") from e
 
 
 def build_model(name: str, num_classes: int, frame_length: int = 128) -> nn.Module:
     return build_from_arch(model_arch(name, num_classes, frame_length))
+
+
+def check_fits(model: nn.Module, ds, what: str = "dataset") -> None:
+    """Raise a :class:`ModelError` when ``ds`` (a SignalDataset) has another frame length or class count
+    than ``model`` was built for; the message names the model and the dataset's source file.
+
+    A ResNet would silently run on any frame length (global pooling) and a model with fewer outputs than
+    the dataset has classes fails deep inside the loss, so the mismatch is caught here, up front.
+    """
+    arch = getattr(model, "arch", None)
+    if not isinstance(arch, dict):
+        return                                   # a plain nn.Module: nothing recorded to compare with
+    length, classes = int(arch.get("frame_length", -1)), int(arch.get("num_classes", -1))
+    got_length, got_classes = int(ds.frame_length), int(ds.num_classes)
+    if (length, classes) != (got_length, got_classes):
+        source = getattr(ds, "meta", {}).get("source", "<in memory>")
+        raise ModelError(f"{arch.get('name')} was built for {classes} classes and frame length {length}, but "
+                         f"the {what} {source} has {got_classes} classes and frame length {got_length}")
 
 
 def save_model(model: nn.Module, path: str | os.PathLike, extra: dict | None = None) -> Path:
@@ -72,7 +95,13 @@ def load_model(path: str | os.PathLike, expect_arch: dict | None = None) -> nn.M
         state = blob["state_dict"]
     except FileNotFoundError:
         raise ModelError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # truncated zip, not a checkpoint, unsafe content...
+    except pickle.UnpicklingError as e:  # torch's weights-only unpickler met a non-tensor object
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
+        raise ModelError(f"{path}: refusing to load: the file holds a Python object other than tensors and plain "
+                         f"containers{what}, so amr-prune did not write it as it is; nothing in it was executed") \
+            from None
+    except Exception as e:  # truncated zip, not a checkpoint...
         raise ModelError(f"{path}: not an amr-prune model checkpoint ({type(e).__name__}: {e})") from None
     if expect_arch is not None and arch != expect_arch:
         raise ModelError(f"{path}: architecture {arch.get('name')} ({arch.get('num_classes')} classes) does not "

@@ -74,8 +74,8 @@ def _ratio_for_target(model, structure, target: float, measure, what: str) -> fl
     base = measure(model)
     floor = _cost_at(model, structure, {g.name: 1 for g in structure.groups}, measure)
     if 1 - floor / base < target:
-        raise PruningError(f"a {target:.1%} {what} reduction would empty a layer: with one channel per group "
-                           f"this model reaches at most {1 - floor / base:.1%}")
+        raise PruningError(f"a {target:.2%} {what} reduction would empty a layer: with one channel per group "
+                           f"this model reaches at most {1 - floor / base:.2%}")
     lo, hi = 0.0, 1.0                        # reduction(lo) >= target > reduction(hi)
     for _ in range(30):
         mid = (lo + hi) / 2

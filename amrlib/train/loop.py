@@ -5,12 +5,17 @@ and a checkpoint (every ``checkpoint_every`` steps and at every epoch end) store
 scheduler, torch RNG state, the position inside the epoch and the running statistics. A run killed at
 any point and restarted with the same arguments resumes from the last checkpoint and ends with
 bit-identical weights to an uninterrupted run (``tests/test_train_resume.py`` kills one with SIGKILL).
+
+Two things plug in without touching the single-process arithmetic: a *sampler* (which frames form each
+batch and how they are read: :class:`~amrlib.train.batches.ShuffledSampler` by default, or
+:class:`amrlib.train.stream.ChunkShuffleSampler` to stream a large HDF5 file with bounded memory) and a
+*strategy* (:class:`LocalStrategy` by default: one process; :class:`amrlib.train.distributed.DDPStrategy`
+under ``torchrun``: each process trains on a stratified shard of every global batch).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -23,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_torch_save
-from .batches import iter_batches
+from ..models import check_fits
+from .batches import EpochPlan, ShuffledSampler, count_batches, iter_batches
 
 CHECKPOINT_NAME = "train_state.pt"
 
@@ -91,17 +97,62 @@ def _val_metrics(model, val, batch_size) -> tuple[float, float]:
     return loss / max(len(val), 1), correct / max(len(val), 1)
 
 
+class LocalStrategy:
+    """One process: every hook of :func:`fit` is the identity (see ``amrlib.train.distributed`` for DDP)."""
+    is_writer = True
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def restore_rng(self, blob: dict) -> None:
+        torch.set_rng_state(blob["rng"])
+
+    def checkpoint_extra(self) -> dict:
+        return {}
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def unwrap(self) -> None:
+        pass
+
+    def shard(self, ds, plan: EpochPlan) -> list[np.ndarray]:
+        return plan.batches
+
+    def to_device(self, x, y):
+        return x, y
+
+    def scale(self, loss: torch.Tensor, local_frames: int, global_frames: int) -> torch.Tensor:
+        return loss
+
+    def mark_synced(self, st: dict) -> None:
+        pass
+
+    def sync(self, st: dict) -> None:
+        pass
+
+    def val_metrics(self, model, val, batch_size) -> tuple[float, float]:
+        return _val_metrics(model, val, batch_size)
+
+
 def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *,
         checkpoint_dir: str | os.PathLike | None = None,
         callbacks: Iterable[Callable[[dict], None]] = (),
         step_callbacks: Iterable[Callable[[dict], None]] = (),
-        teacher: torch.nn.Module | None = None, progress: bool | None = None, **overrides) -> FitResult:
+        teacher: torch.nn.Module | None = None, progress: bool | None = None,
+        sampler=None, strategy=None, **overrides) -> FitResult:
     """Train ``model`` on ``train``, select the best epoch on ``val`` (never the test set).
 
     ``callbacks`` get one dict per epoch (epoch, train_loss, train_accuracy, val_loss, val_accuracy,
     lr, seconds, frames_per_s) — the hook through which tasks log to a tracker. ``teacher`` enables
     knowledge distillation: loss = (1 - a) CE + a T^2 KL(softmax(t/T) || softmax(s/T)).
     The model is modified in place and returned with its best-validation weights.
+
+    ``sampler``: which frames form each batch and how they are read (default
+    :class:`~amrlib.train.batches.ShuffledSampler`; :class:`amrlib.train.stream.ChunkShuffleSampler`
+    streams a lazy HDF5 dataset with bounded memory). ``strategy``: :class:`LocalStrategy` (default) or
+    :class:`amrlib.train.distributed.DDPStrategy` (inside ``torchrun``; only rank 0 writes checkpoints,
+    runs callbacks and shows progress).
     """
     cfg = dataclasses.replace(config or TrainConfig(), **overrides) if overrides else (config or TrainConfig())
     cfg.validate()
@@ -109,26 +160,38 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
         raise ValueError(f"training needs non-empty train and val sets (got {len(train)} and {len(val)} frames)")
     if cfg.kd_alpha > 0 and teacher is None:
         raise ValueError("kd_alpha > 0 needs a teacher model")
+    sampler = sampler if sampler is not None else ShuffledSampler()
+    strategy = strategy if strategy is not None else LocalStrategy()
+    sampler_id = {"sampler": sampler.identity} if sampler.identity is not None else {}
+    check_fits(model, train, "training set")
+    check_fits(model, val, "validation set")
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    torch.manual_seed(cfg.seed)
+    strategy.seed(cfg.seed)
     st = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "best_acc": -1.0,
           "best_epoch": -1, "bad_epochs": 0, "history": [], "stopped_early": False}
     best_state = copy.deepcopy(model.state_dict())
     resumed = None
     if ckpt and ckpt.exists():
-        blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        try:
+            blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as exc:  # not written by fit (writes are atomic): refuse it, do not train over it
+            raise ValueError(f"{ckpt}: unreadable training checkpoint ({type(exc).__name__}: {exc}); "
+                             f"remove it to restart this training from scratch") from None
         if blob.get("config") != asdict(cfg):
             raise ValueError(f"{ckpt}: checkpoint was written with a different training configuration; "
                              f"remove it or use another checkpoint_dir")
+        if blob.get("sampler") != sampler_id.get("sampler"):
+            raise ValueError(f"{ckpt}: checkpoint was written with sampler {blob.get('sampler')}, this run uses "
+                             f"{sampler_id.get('sampler')}; remove it or use another checkpoint_dir")
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["optimizer"])
         sched.load_state_dict(blob["scheduler"])
-        torch.set_rng_state(blob["rng"])
+        strategy.restore_rng(blob)
         best_state = blob["best_state"]
         st = blob["state"]
         resumed = {"epoch": st["epoch"], "step": st["step"]}
@@ -137,25 +200,31 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
 
     def save():
         if ckpt:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                          "best_state": best_state, "state": st, "config": asdict(cfg)}, ckpt)
+            strategy.sync(st)                   # DDP: every rank's running sums, so the file is global
+            extra = strategy.checkpoint_extra()  # DDP: every rank's RNG state (a collective: all ranks call it)
+            if strategy.is_writer:
+                atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                              "best_state": best_state, "state": st, "config": asdict(cfg),
+                              **sampler_id, **extra}, ckpt)
 
     n, bs = len(train), cfg.batch_size
-    n_batches = math.ceil(n / bs)
-    if n % bs == 1 and n_batches > 1:
-        n_batches -= 1  # a final batch of one frame breaks BatchNorm in training mode: drop it
-    bar = _Bar(_progress_enabled(progress), cfg.epochs, n_batches)
+    n_batches = count_batches(n, bs)  # a final batch of one frame is dropped (BatchNorm)
+    bar = _Bar(strategy.is_writer and _progress_enabled(progress), cfg.epochs, n_batches)
+    net = strategy.wrap(model)
+    strategy.mark_synced(st)
     try:
         while st["epoch"] < cfg.epochs and not st["stopped_early"]:
             epoch = st["epoch"]
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            order = torch.randperm(n, generator=g).numpy()[: n_batches * bs]
+            plan = sampler.plan(n, bs, cfg.seed, epoch)
+            wanted = strategy.shard(train, plan)
+            n_batches = len(wanted)
             model.train()
             t0 = time.perf_counter()
             bar.start_epoch(epoch, st["step"])
-            for b, (x, y, _) in enumerate(iter_batches(train, bs, order[st["step"] * bs:]), start=st["step"]):
-                out = model(x)
+            for b, (x, y, _) in enumerate(sampler.read(train, plan, wanted, st["step"]), start=st["step"]):
+                x, y = strategy.to_device(x, y)
+                out = net(x)
                 loss = F.cross_entropy(out, y)
                 if teacher is not None and cfg.kd_alpha > 0:
                     with torch.no_grad():
@@ -165,7 +234,7 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
                                   reduction="batchmean") * temp * temp
                     loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                strategy.scale(loss, len(y), len(plan.batches[b])).backward()
                 opt.step()
                 st["loss_sum"] += loss.item() * len(y)
                 st["correct"] += int((out.argmax(1) == y).sum())
@@ -174,10 +243,11 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
                 bar.advance(len(y))
                 if cfg.checkpoint_every and st["step"] % cfg.checkpoint_every == 0 and st["step"] < n_batches:
                     save()
-                for cb in step_callbacks:
+                for cb in step_callbacks if strategy.is_writer else ():
                     cb({"epoch": epoch, "step": st["step"], "loss": loss.item()})
             sched.step()
-            val_loss, val_acc = _val_metrics(model, val, bs)
+            strategy.sync(st)
+            val_loss, val_acc = strategy.val_metrics(model, val, bs)
             secs = time.perf_counter() - t0
             rec = {"epoch": epoch + 1, "train_loss": st["loss_sum"] / max(st["seen"], 1),
                    "train_accuracy": st["correct"] / max(st["seen"], 1), "val_loss": val_loss,
@@ -192,12 +262,14 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
             if cfg.patience and st["bad_epochs"] >= cfg.patience:
                 st["stopped_early"] = True
             st.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
+            strategy.mark_synced(st)
             save()
             bar.end_epoch(rec)
-            for cb in callbacks:
+            for cb in callbacks if strategy.is_writer else ():
                 cb(dict(rec))
     finally:
         bar.close()
+        strategy.unwrap()
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, st["history"], st["best_epoch"], st["best_acc"], st["stopped_early"], resumed)

@@ -1,0 +1,62 @@
+"""The amr-prune command line (Typer): ``amr-prune COMMAND`` (console script) or ``python -m flows COMMAND``.
+
+    data synth|import|info|fetch   datasets (flows/cli/data.py)
+    run | serve | promote           the prune flow, its cron deployment, the promotion gate (pipeline.py)
+    models | lineage                the MLflow registry (registry.py)
+    export | bench-latency          ONNX export checked with ONNX Runtime; CPU latency (export.py)
+    sync                            upload MLflow records kept while the server was unreachable (sync.py)
+    sweep | sweep-report | deploy   sweeps on Dask, Prefect work pools (scale.py, docs/SCALING.md)
+
+Every command turns an error into one line plus a hint (``--debug`` shows the traceback); ``--quiet`` (or
+``CI`` set) turns progress bars and spinners off. The pre-CLI names ``pipeline``, ``fetch``,
+``import-dataset`` and ``status`` still work (hidden aliases).
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from . import data, export, pipeline, registry, scale, sync
+from .common import AmrPruneGroup, parse_overrides, set_global_options
+
+_overrides = parse_overrides          # the name tests and older callers use
+
+app = typer.Typer(cls=AmrPruneGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  pretty_exceptions_show_locals=False,
+                  help="amr-prune: prune automatic-modulation-recognition networks (FCOS and peers) with "
+                       "DVC-versioned data, Prefect flows and an MLflow registry.")
+
+
+@app.callback()
+def _options(quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars, spinners or flow logs"),
+             debug: bool = typer.Option(False, "--debug", help="show the full traceback of an error")) -> None:
+    set_global_options(quiet, debug)
+
+
+app.add_typer(data.app, name="data")
+app.command()(pipeline.run)
+app.command()(pipeline.serve)
+app.command()(pipeline.promote)
+app.command()(registry.models)
+app.command()(registry.lineage)
+app.command()(export.export)
+app.command("bench-latency")(export.bench_latency)
+app.command()(sync.sync)
+scale.register(app)                   # sweep, sweep-report, deploy (docs/SCALING.md)
+
+# the names of the first command line (scripts and notes written before `amr-prune`)
+app.command("pipeline", hidden=True)(pipeline.run)
+app.command("status", hidden=True)(registry.models)
+app.command("fetch", hidden=True)(data.fetch)
+app.command("import-dataset", hidden=True)(data.import_)
+
+
+def main() -> None:
+    # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C: the MLflow runs are closed as FAILED instead of
+    # staying RUNNING; finished stages stay cached and training resumes from its last checkpoint.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    prog = "amr-prune" if Path(sys.argv[0]).name == "amr-prune" else "python -m flows"
+    app(prog_name=prog)

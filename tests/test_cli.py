@@ -1,0 +1,212 @@
+"""The amr-prune command line through Typer's CliRunner on tiny data: data synth/import/info, run (one tiny
+prune_pipeline under Prefect's test harness), models, lineage, export --onnx, bench-latency, promote, and
+errors as one line plus a hint (a traceback only with --debug)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import prefect  # noqa: F401  (imported here so Prefect's log handlers bind to pytest's stream, not a CliRunner's)
+import pytest
+from typer.testing import CliRunner
+
+from fixtures_pipeline import ROOT, make_project, prefect_harness, tiny_config
+from flows.cli import app
+from tasks.dvc_store import file_md5, read_dvc_file
+
+PRUNED, BASE = "amr-cnn1d-fcos", "amr-cnn1d-base"
+
+
+def _prefect_console_to(stream) -> None:
+    """Point Prefect's console log handlers at ``stream``. CliRunner swaps sys.stderr for a buffer it closes
+    afterwards; a Prefect handler (re)configured during one invocation would keep writing into that closed
+    buffer in the next one (and, with a flow's log_prints, recurse). A test-harness artefact only: a real
+    process has one stderr."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+    for logger in [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]:
+        for h in getattr(logger, "handlers", []):
+            if isinstance(h, PrefectConsoleHandler):
+                h.stream = stream               # not setStream(): it flushes the old, closed buffer
+                h.console.file = stream
+
+
+def cli(*args, ok=True):
+    _prefect_console_to(sys.stderr)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        _prefect_console_to(sys.stderr)
+    if ok:
+        assert result.exit_code == 0, (args, result.output, result.exception)
+    return result
+
+
+def as_json(result):
+    return json.loads(result.stdout)
+
+
+# ---- without a pipeline run -----------------------------------------------------------------------------
+
+def test_help_entry_points_and_method_list():
+    from amrlib.pruning.methods import METHODS
+    out = cli("--help").output
+    for command in ("data", "run", "serve", "promote", "models", "lineage", "export", "bench-latency"):
+        assert command in out
+    run_help = cli("run", "--help").output
+    assert all(m in run_help for m in METHODS), "run --help must list every method of amrlib.pruning.methods"
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["amr-prune"] == "flows.cli:main"
+    done = subprocess.run([sys.executable, "-m", "flows", "data", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "synth" in done.stdout
+
+
+def test_data_synth_info_and_import(tmp_path):
+    root = make_project(tmp_path / "proj", tmp_path / "remote")
+    cfg = tiny_config(root)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    args = ["--frames-per-key", 3, "--snrs=-10,0,10", "--classes", "BPSK,QPSK,WBFM", "--seed", 4, "--json"]
+    info = as_json(cli("data", "synth", "--out", a, *args))
+    assert (info["frames"], info["classes"], info["snrs"]) == (27, ["BPSK", "QPSK", "WBFM"], [-10, 0, 10])
+    assert info["md5"] == file_md5(a) and info["frames_per_class"] == {"BPSK": 9, "QPSK": 9, "WBFM": 9}
+    assert as_json(cli("data", "synth", "--out", b, *args))["md5"] == info["md5"]        # byte-deterministic
+    before = a.read_bytes()
+    refused = cli("data", "synth", "--out", a, "--frames-per-key", 1, ok=False)
+    assert refused.exit_code == 1 and "exists" in refused.output and a.read_bytes() == before
+    table = cli("data", "info", a).stdout
+    assert "27" in table and "BPSK (9)" in table and info["md5"] in table
+
+    imported = as_json(cli("data", "import", a, "-c", cfg, "--out", "data/a.h5", "--json"))
+    assert read_dvc_file(root, "tiny.dvc")["md5"] == imported["md5"]
+    tracked = as_json(cli("data", "info", "-c", cfg, "--json"))
+    assert tracked["md5_matches_dvc"] is True and tracked["frames"] == 27 and tracked["dvc_file"] == "tiny.dvc"
+
+    # a generic X/Y/Z file with its own key names, integer labels and [n, L, 2] frames
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "own.npz"
+    np.savez(npz, sig=rng.standard_normal((12, 64, 2)).astype(np.float32), lab=np.repeat([0, 1, 2], 4),
+             snr=np.tile([0, 10], 6))
+    generic = as_json(cli("data", "import", npz, "-c", cfg, "--dvc-file", "own.dvc", "--out", "data/own.h5",
+                          "--x-key", "sig", "--y-key", "lab", "--z-key", "snr", "--classes", "a,b,c",
+                          "--layout", "nlc", "--json"))
+    assert generic["frames"] == 12 and generic["classes"] == ["a", "b", "c"] and generic["frame_length"] == 64
+    assert read_dvc_file(root, "own.dvc")["md5"] == file_md5(root / "data/own.h5")
+    assert read_dvc_file(root, "tiny.dvc")["md5"] == imported["md5"]                    # untouched
+
+
+def test_errors_are_one_line_with_a_hint(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: resnet20\npretrain:\n  epochs: 0\n  epoks: 3\n")
+    out = cli("run", "-c", bad, ok=False)
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert "error:" in out.output and "pretrain.epochs" in out.output and "pretrain.epoks" in out.output
+    assert "hint:" in out.output and "--debug" in out.output
+    from tasks.config import ConfigError
+    debug = cli("--debug", "run", "-c", bad, ok=False)
+    assert isinstance(debug.exception, ConfigError)                                       # re-raised as is
+    unknown = cli("run", "-c", bad, "--method", "nosuch", "--set", "pretrain.epochs=1", "--set",
+                  "pretrain.epoks=null", ok=False)
+    assert unknown.exit_code == 1 and "unknown pruning method 'nosuch'" in unknown.output and "fcos" in unknown.output
+    missing = cli("data", "info", tmp_path / "none.h5", ok=False)
+    assert missing.exit_code == 1 and "none.h5" in missing.output and "Traceback" not in missing.output
+    assert cli("export", "no-alias-or-version", "--onnx", tmp_path / "m.onnx", ok=False).exit_code == 2
+    assert cli("bench-latency", ok=False).exit_code == 2                                   # nothing to time
+    good = tiny_config(make_project(tmp_path / "proj", None))
+    cron = cli("serve", "-c", good, "--cron", "61 * * * *", ok=False)
+    assert cron.exit_code == 2 and "not a cron schedule" in cron.output
+
+
+def test_serve_without_a_prefect_server(tmp_path):
+    root = make_project(tmp_path / "proj", tmp_path / "remote")
+    cfg = tiny_config(root)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    done = subprocess.run([sys.executable, "-m", "flows", "serve", "-c", str(cfg)], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "needs a Prefect server" in done.stderr and "prefect server start" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ---- one tiny pipeline run, then the registry commands ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    root = make_project(tmp / "proj", tmp / "remote")
+    cfg = tiny_config(root)
+    with prefect_harness():
+        result = cli("run", "-c", cfg)
+        yield SimpleNamespace(root=root, cfg=cfg, output=result.output, tmp=tmp)
+
+
+def test_run_registers_versions_with_model_cards(project):
+    from mlflow import MlflowClient
+    assert "promotion gate" in project.output and "Model cards and pictures" in project.output
+    uri = f"sqlite:///{project.root / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name, pngs in ((BASE, {"accuracy_vs_snr.png", "confusion_matrix.png"}),
+                       (PRUNED, {"accuracy_vs_snr.png", "confusion_matrix.png", "channel_widths.png",
+                                 "probe_curve.png"})):
+        mv = client.get_model_version(name, "1")
+        assert mv.tags["model_card"] == f"runs:/{mv.run_id}/model_card/model_card.md"
+        assert "Model card: runs:/" in mv.description
+        logged = {Path(f.path).name for f in client.list_artifacts(mv.run_id, "model_card")}
+        assert logged == {"model_card.md", *pngs}
+        card = Path(client.download_artifacts(mv.run_id, "model_card/model_card.md", str(project.tmp))).read_text()
+        assert f"# Model card: {name} v1" in card and "## Limits" in card
+        assert read_dvc_file(project.root, "tiny.dvc")["md5"] in card
+        for png in pngs:
+            assert f"]({png})" in card
+            assert f"/model_card/{png}" not in card           # relative links: the card travels with its PNGs
+        assert str(Path(mv.tags.get("data_path", "data/tiny.h5"))) in card
+
+
+def test_models_and_lineage(project):
+    rows = as_json(cli("models", "-c", project.cfg, "--json"))
+    assert {(r["name"], r["version"]) for r in rows} == {(BASE, "1"), (PRUNED, "1")}
+    assert all("champion" in r["aliases"] for r in rows)
+    table = cli("models", "-c", project.cfg).stdout
+    assert BASE in table and PRUNED in table
+    info = as_json(cli("lineage", PRUNED, "1", "-c", project.cfg, "--json"))
+    assert info["data_md5"] == read_dvc_file(project.root, "tiny.dvc")["md5"]
+    assert [(p["name"], p["version"]) for p in info["parents"]] == [(BASE, "1")]
+    assert [s["stage"] for s in info["plan"]["stages"]] == ["channel", "layer"]
+    channel = info["plan"]["stages"][0]
+    assert channel["channels_after"] < channel["channels_before"]
+    assert info["gate"]["passed"] == "True" and info["git_commit"]
+    assert as_json(cli("lineage", PRUNED, "@champion", "-c", project.cfg, "--json"))["version"] == "1"
+    text = cli("lineage", PRUNED, "1", "-c", project.cfg).stdout
+    assert "parent chain" in text and "channel stage" in text
+    missing = cli("lineage", PRUNED, "9", "-c", project.cfg, ok=False)
+    assert missing.exit_code == 1 and "no version 9" in missing.output and "amr-prune models" in missing.output
+
+
+def test_export_onnx_and_latency(project, tmp_path):
+    import onnxruntime as ort
+    out = tmp_path / "pruned.onnx"
+    report = as_json(cli("export", f"{PRUNED}@champion", "--onnx", out, "-c", project.cfg, "--json"))
+    assert out.exists() and report["check"]["max_abs_diff"] < 1e-4 and report["version"] == "1"
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"iq": np.zeros((3, 2, 128), np.float32)})[0]
+    assert logits.shape == (3, 4)
+    size = out.stat().st_size
+    again = cli("export", f"{PRUNED}/1", "--onnx", out, "-c", project.cfg, ok=False)
+    assert again.exit_code == 1 and "--force" in again.output and out.stat().st_size == size
+    lat = as_json(cli("bench-latency", f"{PRUNED}/1", "-c", project.cfg, "--batch-sizes", "1,3", "--repeats", 2,
+                      "--onnx", "--json"))
+    assert [r["torch"]["batch_size"] for r in lat["latency"]] == [1, 3]
+    assert all(r["torch"]["median_s"] > 0 and r["onnxruntime"]["median_s"] > 0 for r in lat["latency"])
+    assert lat["machine"]["cores"] >= 1
+
+
+def test_promote_when_already_champion(project):
+    summary = as_json(cli("promote", "-c", project.cfg, "--json"))
+    assert summary["challenger"] == summary["champion_before"] == "1" and summary["passed"] is None

@@ -126,8 +126,8 @@ def table(results) -> str:
                   "| method | MAC target | accuracy (test) | delta vs unpruned | >= 10 dB | MACs cut | params cut "
                   "| CPU speed-up b1 / b256 | pruning time |", "|---|---|---|---|---|---|---|---|---|"]
         best = {}
-        for r in block["rows"]:
-            if "error" not in r:
+        for r in block["rows"]:           # the best accuracy among the methods that reached the target
+            if "error" not in r and r["target_met"]:
                 best[r["target"]] = max(best.get(r["target"], 0.0), r["accuracy"])
         for r in block["rows"]:
             if "error" in r:
@@ -135,7 +135,7 @@ def table(results) -> str:
                 continue
             flag = "" if r["target_met"] else " (target not met)"
             acc = f"{r['accuracy']:.2%}"
-            acc = f"**{acc}**" if r["accuracy"] == best[r["target"]] else acc
+            acc = f"**{acc}**" if r["target_met"] and r["accuracy"] == best.get(r["target"]) else acc
             s = [p["latency_s"][k] / r["latency_s"][k] for k in ("1", "256")]
             lines.append(f"| {r['method']} | {r['target']:.0%} | {acc} | {(r['accuracy'] - p['accuracy']) * 100:+.2f} pt | "
                          f"{r['high_snr_accuracy']:.2%} | {r['macs_reduction']:.1%}{flag} | {r['params_reduction']:.1%} | "

@@ -332,11 +332,11 @@ def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file:
     :func:`amrlib.data.load_dataset` (generic X/Y/Z files: ``x_key``, ``y_key``, ``z_key``, ``classes``, ``layout``)."""
     root = Path(root).resolve()
     with project_lock(root):
-        return _import_dataset(root, Path(source), dvc_file, remote, out, format, force, log)
+        return _import_dataset(root, Path(source), dvc_file, remote, out, format, force, log, reader_options)
 
 
 def _import_dataset(root: Path, source: Path, dvc_file: str, remote: str | None, out: str | None,
-                    format: str | None, force: bool, log) -> dict[str, Any]:
+                    format: str | None, force: bool, log, reader_options: dict[str, Any] | None) -> dict[str, Any]:
     try:
         ds = load_dataset(source, format=format, **(reader_options or {}))
     except DatasetError as exc:

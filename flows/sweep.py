@@ -120,7 +120,7 @@ def sweep(sweep_config: str = "configs/sweep.yaml", overrides: dict[str, Any] | 
     commit = tracking.git_commit(REPO_ROOT)
     sweep_run = tracking.start_run(t, f"sweep-{flow_run.get_name() or run_id[:8]}",
                                    {"flow": "sweep", "prefect_flow_run_id": run_id, "git_commit": commit,
-                                    "sweep_config": str(sweep_config)})
+                                    "sweep_config": str(sweep_config), **tracking.process_tags()})
     client = tracking.client_for(t)
     tracking.log_params(client, sweep_run, {"sweep": sw.model_dump(mode="json"), "combinations": len(combos)})
     tracking.log_json(client, sweep_run, [c.as_dict() for c, *_ in combos], PLAN_ARTIFACT)

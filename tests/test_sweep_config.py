@@ -2,6 +2,7 @@
 Pareto front the sweep report marks."""
 from __future__ import annotations
 
+import prefect  # noqa: F401  (imported here so Prefect's log handlers bind to pytest's stream, not a CliRunner's)
 import pytest
 import yaml
 

@@ -2,7 +2,8 @@
 Pareto front the sweep report marks."""
 from __future__ import annotations
 
-import prefect  # noqa: F401  (imported here so Prefect's log handlers bind to pytest's stream, not a CliRunner's)
+import flows.sweep  # noqa: F401  (Prefect and MLflow imported here: their log handlers bind to pytest's stream,
+                   # not to the CliRunner's, which is closed after the command)
 import pytest
 import yaml
 

@@ -93,11 +93,13 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
     if uri.startswith("sqlite:"):
         art = cfg.artifact_location() or ""
         console.print(f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} "
-                      f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> http://127.0.0.1:5050")
+                      f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> http://127.0.0.1:5050",
+                      soft_wrap=True, markup=False)          # a command stays on one line: copy-pasteable
     else:
-        console.print(f"MLflow UI:  {uri}")
+        console.print(f"MLflow UI:  {uri}", soft_wrap=True, markup=False)
     home = Path(os.environ.get("PREFECT_HOME", ".prefect")).resolve()
     home = home.relative_to(Path.cwd()) if home.is_relative_to(Path.cwd()) else home
     console.print(f"Prefect UI: PREFECT_HOME={home} .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
-                  "   -> http://127.0.0.1:4200 (flow runs of this machine's local Prefect database)")
+                  "   -> http://127.0.0.1:4200 (flow runs of this machine's local Prefect database)",
+                  soft_wrap=True, markup=False)
     console.print(f"MLflow parent run of this flow run: {summary.get('mlflow_parent_run_id')}")

@@ -117,6 +117,39 @@ def remeasure_latency(results, a):
                 r["latency_s"] = latencies(load_model(path), a.threads, a.latency_repeats)
 
 
+def matrix(results) -> str:
+    """One compact table per model: methods x targets, test accuracy change vs the unpruned parent
+    (and the MAC cut actually reached where it differs from the target by more than 2 points)."""
+    lines = []
+    for model, block in results["models"].items():
+        p = block["parent"]
+        targets = sorted({r["target"] for r in block["rows"]})
+        lines += [f"\n**{model}**, unpruned {p['accuracy']:.2%}: accuracy change after pruning + fine-tuning "
+                  "(MAC cut reached, where it is not the target)\n",
+                  "| method | " + " | ".join(f"{t:.0%} MACs cut" for t in targets) + " |",
+                  "|---|" + "---|" * len(targets)]
+        best = {t: max((r["accuracy"] for r in block["rows"] if r["target"] == t and "error" not in r
+                        and r["target_met"]), default=None) for t in targets}
+        for method in dict.fromkeys(r["method"] for r in block["rows"]):
+            cells = []
+            for t in targets:
+                r = next((r for r in block["rows"] if r["method"] == method and r["target"] == t), None)
+                if r is None:
+                    cells.append("")
+                    continue
+                if "error" in r:
+                    cells.append("cannot")
+                    continue
+                cell = f"{(r['accuracy'] - p['accuracy']) * 100:+.1f} pt"
+                if abs(r["macs_reduction"] - t) > 0.02:
+                    cell += f" ({r['macs_reduction']:.0%}{'' if r['target_met'] else ', short'})"
+                if r["target_met"] and r["accuracy"] == best[t]:
+                    cell = f"**{cell}**"
+                cells.append(cell)
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table(results) -> str:
     lines = []
     for model, block in results["models"].items():
@@ -246,7 +279,7 @@ def main():
     if a.remeasure_latency:
         remeasure_latency(results, a)
         settings["latency"] = f"re-measured at {time.strftime('%Y-%m-%d %H:%M')}"
-    md = table(results)
+    md = matrix(results) + "\nEvery row:\n" + table(results)
     files.append(write_json(f"compare_{a.tag}.json", results))
     (RESULTS / f"compare_{a.tag}.md").write_text(f"Settings: {json.dumps(settings)}\n{md}")
     files.append(RESULTS / f"compare_{a.tag}.md")

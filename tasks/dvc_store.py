@@ -296,10 +296,20 @@ def _cloud_status_or_cache(repo, dvc_file: str, name: str, rec: dict, rel: str, 
 
 
 def _commit(repo, dvc_file: str) -> None:
+    """``dvc commit`` (puts the file into the DVC cache). DVC re-serialises the .dvc file as it does so
+    (it wraps long lines of ``meta``); when the record it writes is the one that was there, the original
+    text is put back, so that fetching a dataset never leaves the git tree modified."""
+    f = Path(repo.root_dir) / dvc_file
+    before = f.read_text() if f.exists() else None
     try:
         repo.commit(_target(repo, dvc_file), force=True)
     except Exception as exc:
         raise DataStoreError(f"dvc commit {dvc_file} failed: {type(exc).__name__}: {exc}") from None
+    if before is not None and f.read_text() != before and yaml.safe_load(f.read_text()) == yaml.safe_load(before):
+        fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(before)
+        os.replace(tmp, f)
 
 
 def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dict | None, log) -> dict:

@@ -102,12 +102,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def task_states(flow_run_id: str) -> dict[str, list[str]]:
-    """{task name: [state names]} of a flow run, read back from the Prefect API."""
+def task_states(flow_run_id: str, settle_s: float = 30.0) -> dict[str, list[str]]:
+    """{task name: [state names]} of a flow run, read back from the Prefect API. Task-run states reach the
+    API asynchronously (a finished run's last task can still read 'Pending' for a moment under load), so
+    this waits up to ``settle_s`` for every task run to reach a final state."""
+    import time
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    deadline = time.monotonic() + settle_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        if all(tr.state and tr.state.is_final() for tr in runs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     out: dict[str, list[str]] = {}
     for tr in runs:
         out.setdefault(tr.name.rsplit("-", 1)[0], []).append(tr.state.name if tr.state else "?")

@@ -305,7 +305,8 @@ def _commit(repo, dvc_file: str) -> None:
         repo.commit(_target(repo, dvc_file), force=True)
     except Exception as exc:
         raise DataStoreError(f"dvc commit {dvc_file} failed: {type(exc).__name__}: {exc}") from None
-    if before is not None and f.read_text() != before and yaml.safe_load(f.read_text()) == yaml.safe_load(before):
+    after = f.read_text() if before is not None else None
+    if after is not None and after != before and yaml.safe_load(after) == yaml.safe_load(before):
         fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             fh.write(before)

@@ -34,14 +34,28 @@ def test_mapping_by_conv_name_prunes_only_named_groups(resnet20):
 def test_global_mac_target_is_met(resnet20, target):
     pruned, plan = channel_stage(resnet20, target_macs_reduction=target)
     achieved = 1 - count_macs(pruned) / count_macs(resnet20)
-    assert target <= achieved < target + 0.05
+    assert target <= achieved < target + 0.005
     assert plan["stages"][0]["settings"]["target_macs_reduction"] == target
+
+
+def test_fill_up_lands_where_the_uniform_rule_steps_over():
+    """CNN1D's layers are all 32 channels wide: one uniform step moves ~6% of the MACs; the fill-up gives
+    clusters back (widest dendrogram split first) until the target is met to a fraction of a point."""
+    torch.manual_seed(0)
+    m = build_model("cnn1d", 11, 128).eval()
+    pruned, plan = channel_stage(m, target_macs_reduction=0.5)
+    settings = plan["stages"][0]["settings"]
+    uniform, _ = channel_stage(m, keep_ratio=settings["uniform_keep_ratio"])
+    assert 1 - count_macs(uniform) / count_macs(m) > 0.51
+    assert 0.5 <= 1 - count_macs(pruned) / count_macs(m) < 0.502
+    assert settings["filled_up_clusters"] == sum(g["size_after"] for g in plan["stages"][0]["groups"]) - sum(
+        max(1, round(settings["uniform_keep_ratio"] * g["size_before"])) for g in plan["stages"][0]["groups"])
 
 
 def test_global_params_target_is_met(resnet20):
     pruned, _ = channel_stage(resnet20, target_params_reduction=0.7)
     achieved = 1 - count_params(pruned) / count_params(resnet20)
-    assert 0.7 <= achieved < 0.75
+    assert 0.7 <= achieved < 0.705
 
 
 def test_distance_threshold_monotone(resnet20):

@@ -34,14 +34,15 @@ def test_unknown_method_and_bad_target_are_refused():
         prune("fcos", m, None, None, 0.5, interim_epochs=1)
 
 
-def test_fcos_through_the_shared_interface_reaches_at_least_the_target():
+def test_fcos_channel_scope_reaches_at_least_the_target():
     ds = toy_dataset(n=400)
     train, val = ds.subset(range(280)), ds.subset(range(280, 400))
     torch.manual_seed(0)
     parent = build_model("resnet20", 3, 128).eval()
     res = prune("fcos", parent, train, val, 0.6, finetune=TrainConfig(epochs=1, batch_size=64),
-                interim_epochs=1, lacd_margin=0.01)
+                interim_epochs=1, lacd_margin=0.01, target_scope="channel")
     rep = res.report
+    assert rep["target_scope"] == "channel" and "diagnosis_pass" not in rep
     assert SHARED_KEYS <= set(rep) and rep["method"] == "fcos"
     assert rep["macs_after"] == count_macs(res.model)
     assert rep["macs_reduction"] >= rep["channel_stage_macs_reduction"] >= 0.6 - rep["tolerance"]

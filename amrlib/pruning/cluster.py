@@ -89,6 +89,15 @@ def cluster_channels(features: np.ndarray, n_clusters: int | None = None, distan
     return sorted(clusters.values(), key=lambda c: c[0])
 
 
+def merge_heights(features: np.ndarray, linkage: str = "average") -> np.ndarray:
+    """The dendrogram's merge distances, ascending (length n - 1). Cutting to ``k`` clusters applies the
+    ``n - k`` lowest merges, so going from ``k`` to ``k + 1`` clusters undoes the merge at ``heights[n - k - 1]``."""
+    if len(features) < 2:
+        return np.zeros(0)
+    z = hierarchy.linkage(squareform(cosine_distances(features), checks=False), method=linkage)
+    return np.sort(z[:, 2])
+
+
 def medoid(features: np.ndarray, members: list[int]) -> int:
     """The member nearest (cosine) to the cluster's mean direction."""
     if len(members) == 1:

@@ -9,6 +9,20 @@ network; ``interim_epochs`` > 0 adds a short recovery fine-tune between the chan
 The plan replays the structural stages; data-dependent steps (recalibration, fine-tuning) are in the
 returned state dict. Fine-tuning can distil from the unpruned parent (``kd_alpha`` weight on the softened KL term,
 temperature ``kd_temperature``; defaults 0.5 and 4 when ``distill=True``).
+
+Where a MAC target lands (``target_scope``, *ours*):
+
+* ``"channel"`` (default): the target is the channel stage's; LaCD removes collapsed blocks on top, so
+  the final network is smaller than the target asked for.
+* ``"final"``: the target is the final network's. The pass above is the *diagnosis pass*: it finds the
+  collapsed blocks of a network compressed to the target. Then the channel stage is re-fitted from the
+  parent — the same clustering, at the lighter uniform keep ratio at which channel cut + removal of
+  those blocks together reach the target — and the blocks are removed from it. If removing every
+  collapsed block would pass the target by itself, the most collapsed ones (smallest probe gain) are
+  removed and the rest kept. The diagnosis pass's interim epochs are spent on a network that is then
+  discarded (the report says so); the returned model is fine-tuned from the re-fitted one. The report's
+  ``diagnosis_pass`` holds that pass's costs and removals; its ``accuracy`` entries ``channel_stage`` and
+  ``interim_finetune`` are that pass's, ``lacd`` is the re-fitted network before fine-tuning.
 """
 from __future__ import annotations
 
@@ -19,9 +33,10 @@ import torch
 
 from ..measure import count_macs, count_params
 from ..train import TrainConfig, evaluate, fit
-from .api import PruneResult
+from .api import PruneResult, PruningError
 from .channel_stage import channel_stage
 from .lacd import lacd
+from .layers import remove_blocks
 from .probes import probe_blocks
 from .recalibrate import recalibrate_bn
 
@@ -37,14 +52,47 @@ def _finetune_config(finetune, distill: bool) -> TrainConfig:
     return cfg
 
 
+TARGET_SCOPES = ("channel", "final")
+
+
+def _final_removals(model, diagnosis: dict, target: float) -> list[str]:
+    """The collapsed blocks to remove for a final MAC target: most collapsed first, as many as fit
+    while block removal alone stays short of the target (the channel stage must have something to do)."""
+    budget = (1 - target) * count_macs(model)
+    ranked = sorted((b for b in diagnosis["blocks"] if b["removed"]), key=lambda b: b["gain"])
+    chosen: list[str] = []
+    for b in ranked:
+        if count_macs(remove_blocks(model, chosen + [b["block"]])) <= budget:
+            break
+        chosen.append(b["block"])
+    return chosen
+
+
+def _keep_unremoved(diagnosis: dict, removals: list[str]) -> dict:
+    """The diagnosis with the collapsed blocks that the final target does not need marked as kept."""
+    blocks = []
+    for b in diagnosis["blocks"]:
+        b = dict(b)
+        if b["removed"] and b["block"] not in removals:
+            b["removed"] = False
+            b["decision"] = "collapsed but kept: the final MAC target is reached without removing it"
+        blocks.append(b)
+    return {**diagnosis, "blocks": blocks, "removed": list(removals)}
+
+
 def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_reduction: float | None = None,
          target_params_reduction: float | None = None, distance_threshold: float | None = None,
          linkage: str = "average", represent: str = "folded", fusion: str = "bn_aware",
          lacd_margin: float = 0.005, lacd_max_removed: int | None = None, probe: str = "ridge",
          probe_frames: int = 4000, recalibrate_frames: int = 2048, interim_epochs: int = 0,
          finetune: TrainConfig | dict | None = None, distill: bool = False,
-         eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0) -> PruneResult:
+         eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0,
+         target_scope: str = "channel") -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
+    if target_scope not in TARGET_SCOPES:
+        raise PruningError(f"target_scope must be one of {TARGET_SCOPES}, got {target_scope!r}")
+    if target_scope == "final" and target_macs_reduction is None:
+        raise PruningError("target_scope='final' needs target_macs_reduction (the final network's MAC target)")
     eval_set = val if eval_set is None else eval_set
     timings, acc = {}, {}
     report: dict = {"method": "fcos", "parent": _cost(model)}
@@ -53,10 +101,10 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         report["probes_parent"] = probe_blocks(model, train, val, max_train_frames=probe_frames,
                                                max_val_frames=probe_frames, probe=probe, seed=seed)
     t0 = time.perf_counter()
+    channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion}
     narrow, plan = channel_stage(model, keep_ratio, target_macs_reduction=target_macs_reduction,
                                  target_params_reduction=target_params_reduction,
-                                 distance_threshold=distance_threshold, linkage=linkage, represent=represent,
-                                 fusion=fusion)
+                                 distance_threshold=distance_threshold, **channel_kwargs)
     narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
     timings["channel_stage"] = time.perf_counter() - t0
     report["channel_stage"] = _cost(narrow)
@@ -74,6 +122,23 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
     if diagnosis["removed"]:
         compact = recalibrate_bn(compact, train, recalibrate_frames, seed=seed)
     timings["lacd"] = time.perf_counter() - t0
+    report["target_scope"] = target_scope
+    if target_scope == "final" and diagnosis["removed"]:
+        report["diagnosis_pass"] = {**_cost(compact), "channel_stage": report["channel_stage"],
+                                    "removed_blocks": diagnosis["removed"],
+                                    "accuracy": evaluate(compact, eval_set)["accuracy"]}
+        t0 = time.perf_counter()
+        removals = _final_removals(model, diagnosis, target_macs_reduction)
+        diagnosis = _keep_unremoved(diagnosis, removals)
+        if removals:     # re-fit the channel stage from the parent so that it + these removals meet the target
+            narrow, plan = channel_stage(model, target_macs_reduction=target_macs_reduction,
+                                         planned_removals=removals, **channel_kwargs)
+            narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
+            compact = recalibrate_bn(remove_blocks(narrow, removals), train, recalibrate_frames, seed=seed)
+            report["channel_stage"] = _cost(narrow)
+        else:            # no block fits under the target: the diagnosis pass's (recovered) channel stage is it
+            compact = narrow
+        timings["match_target"] = time.perf_counter() - t0
     plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis["settings"],
                            "removed": diagnosis["removed"]})
     plan["arch"] = copy.deepcopy(compact.arch)

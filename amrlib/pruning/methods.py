@@ -7,11 +7,14 @@ that :func:`amrlib.pruning.rebuild` replays on the parent, a report). The report
 ``macs_reduction``, ``params_reduction`` and ``prune_seconds`` (the structural work, fine-tuning
 excluded); with ``finetune`` also ``finetune_seconds`` and ``accuracy_before/pruned/after`` on ``val``.
 
-FCOS and the target (*ours*): the MAC target is given to the channel stage (global uniform keep
-ratio, bisection); LaCD then removes the blocks that collapsed on top of it, so FCOS's final MAC
-reduction is at least the target — ``target_met`` means "reached or exceeded within tolerance" and the
-report says by how much it overshot (``macs_reduction`` vs ``target``). FCOS options are
-:func:`amrlib.pruning.fcos`'s keyword arguments (``interim_epochs``, ``lacd_margin``, ``linkage``, ...).
+FCOS and the target (*ours*): by default (``target_scope="final"``) the MAC target is the final
+network's, as for every peer: a diagnosis pass (channel stage at the target, LaCD) finds the collapsed
+blocks, then the channel stage is re-fitted so that channel cut + removal of those blocks land on the
+target (:func:`amrlib.pruning.fcos`). ``target_scope="channel"`` gives the target to the channel stage
+alone and LaCD removes blocks on top of it, so the final reduction exceeds the target; the report says by
+how much (``macs_reduction`` vs ``target``). ``target_met`` means "reached or exceeded within tolerance".
+FCOS options are :func:`amrlib.pruning.fcos`'s keyword arguments (``interim_epochs``, ``lacd_margin``,
+``linkage``, ``target_scope``, ...).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from .peers import CHANNEL_METHODS, LAYER_METHODS, PEER_METHODS
 from .peers.common import check_options, check_target, jsonable
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
-                "recalibrate_frames", "interim_epochs", "distill", "tolerance"}
+                "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope"}
+DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 
 
@@ -38,12 +42,13 @@ def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0
         raise PruningError("fcos needs an amr-prune model (with .arch and .structure())")
     if int(options.get("interim_epochs", 0) or 0) > 0 and finetune is None:
         raise PruningError("fcos: interim_epochs > 0 needs a finetune configuration (its recipe is reused)")
+    options.setdefault("target_scope", DEFAULT_FCOS_TARGET_SCOPE)
     t0 = time.perf_counter()
     res = fcos(model, train, val, target_macs_reduction=target, finetune=finetune, seed=seed, **options)
     wall = time.perf_counter() - t0
     rep = res.report
     seconds = rep["seconds"]
-    prune_seconds = seconds.get("channel_stage", 0.0) + seconds.get("lacd", 0.0)
+    prune_seconds = seconds.get("channel_stage", 0.0) + seconds.get("lacd", 0.0) + seconds.get("match_target", 0.0)
     macs0, macs1 = rep["parent"]["macs"], rep["model"]["macs"]
     report = {"method": "fcos", "model": model.arch.get("name"), "target": target,
               "target_met": rep["macs_reduction"] >= target - tolerance, "tolerance": tolerance,
@@ -53,7 +58,11 @@ def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0
               "prune_seconds": prune_seconds, "wall_seconds": wall,
               "channel_stage_macs_reduction": 1 - rep["channel_stage"]["macs"] / macs0,
               "removed_blocks": rep["removed_blocks"], "diagnosis": rep["diagnosis"],
-              "stage_seconds": seconds}
+              "target_scope": rep["target_scope"], "stage_seconds": seconds}
+    if "diagnosis_pass" in rep:
+        dp = rep["diagnosis_pass"]
+        report["diagnosis_pass"] = {"macs_reduction": 1 - dp["macs"] / macs0, "removed_blocks": dp["removed_blocks"],
+                                    "channel_stage_macs_reduction": 1 - dp["channel_stage"]["macs"] / macs0}
     if "interim_finetune" in seconds:
         report["interim_seconds"] = seconds["interim_finetune"]
     if finetune is not None:

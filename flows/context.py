@@ -36,6 +36,7 @@ def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:
         channel_stage=bind_storage(prune_tasks.channel_stage, runs),
         interim_finetune=bind_storage(train_tasks.interim_finetune, runs),
         lacd=bind_storage(prune_tasks.lacd, runs),
+        match_target=bind_storage(prune_tasks.match_target, runs),
         peer_stage=bind_storage(peer_tasks.peer_stage, runs),
         finetune=bind_storage(train_tasks.finetune, runs),
         evaluate=bind_storage(eval_tasks.evaluate, runs),

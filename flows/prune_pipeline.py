@@ -2,7 +2,11 @@
 
 FCOS (``method: fcos``), as in the method's figure, with the optional recovery before LaCD::
 
-    fetch -> pretrain -> channel stage -> [interim fine-tune] -> LaCD -> fine-tune -> evaluate -> register -> gate
+    fetch -> pretrain -> channel stage -> [interim fine-tune] -> LaCD -> [match target] -> fine-tune -> evaluate
+          -> register -> gate
+
+(``match target`` with ``channel_stage.target_scope: final``: the channel stage is re-fitted from the parent
+around LaCD's removals so that the finished network meets ``target_macs_reduction``.)
 
 Any peer (``l1``, ``bn_scale``, ``fpgm``, ``random``, ``ssbn``, ``layer_cka``, ``lcp``)::
 
@@ -83,7 +87,8 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
 
 
 def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, recal: dict) -> list[dict]:
-    """FCOS's structural stages: channel stage, the optional interim recovery, LaCD (results in order)."""
+    """FCOS's structural stages: channel stage, the optional interim recovery, LaCD, and for a final-network MAC
+    target the re-fitted channel stage (results in order)."""
     cfg, t, T = ctx.cfg, ctx.tracking, ctx.tasks
     stages = [T.channel_stage(cfg.channel_stage.stage_kwargs(), recal, base, data, split, runs, t)]
     if cfg.lacd.enabled and cfg.lacd.interim_epochs:
@@ -92,6 +97,8 @@ def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, reca
         stages.append(T.interim_finetune(interim, stages[-1], teacher, data, split, runs, t))
     if cfg.lacd.enabled:
         stages.append(T.lacd(cfg.lacd.stage_kwargs(), recal, stages[-1], data, split, runs, t))
+    if cfg.channel_stage.target_scope == "final":
+        stages.append(T.match_target(cfg.channel_stage.stage_kwargs(), recal, base, stages[-1], data, split, runs, t))
     return stages
 
 

@@ -36,6 +36,7 @@ CODE_DEPS: dict[str, tuple[str, ...]] = {
     "interim_finetune": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
     "channel_stage": _COMMON + ("amrlib/pruning/*.py", "amrlib/plots.py", "tasks/prune.py"),
     "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
+    "match_target": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "tasks/prune.py"),
     "peer_stage": _COMMON + ("amrlib/pruning", "amrlib/train", "amrlib/plots.py", "tasks/prune.py", "tasks/peers.py"),
     "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
     "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py", "amrlib/model_card.py",

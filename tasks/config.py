@@ -123,6 +123,9 @@ class ChannelStageConfig(_Section):
     linkage: Literal["average", "complete", "single", "weighted"] = "average"
     represent: Literal["folded", "weight"] = "folded"
     fusion: Literal["bn_aware", "mean", "select"] = "bn_aware"
+    # where target_macs_reduction applies: "channel" (this stage; LaCD removes blocks on top) or "final"
+    # (the finished network: after LaCD a match_target stage re-fits this stage around the removed blocks)
+    target_scope: Literal["channel", "final"] = "channel"
 
     @model_validator(mode="after")
     def _one_target(self):
@@ -141,10 +144,13 @@ class ChannelStageConfig(_Section):
                 raise ValueError(f"{k} must be in (0, 1), got {v}")
         if self.distance_threshold is not None and not 0 < self.distance_threshold < 2:
             raise ValueError(f"distance_threshold must be in (0, 2), got {self.distance_threshold}")
+        if self.target_scope == "final" and self.target_macs_reduction is None:
+            raise ValueError("target_scope: final is a MAC target for the finished network: it needs "
+                             "target_macs_reduction (and keep_ratio: null)")
         return self
 
     def stage_kwargs(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        return {k: v for k, v in self.model_dump(exclude={"target_scope"}).items() if v is not None}
 
 
 class PeerConfig(_Section):
@@ -275,6 +281,13 @@ class PipelineConfig(_Section):
     registry: RegistryConfig = RegistryConfig()
     gate: GateConfig = GateConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _final_scope_needs_lacd(self):
+        if self.method == "fcos" and self.channel_stage.target_scope == "final" and not self.lacd.enabled:
+            raise ValueError("channel_stage.target_scope: final re-fits the channel stage around LaCD's removals: "
+                             "it needs lacd.enabled: true (with LaCD off the channel stage's target is final)")
+        return self
 
     @field_validator("method")
     @classmethod

@@ -1,5 +1,7 @@
 """FCOS pruning stages around :mod:`amrlib.pruning`: ``channel_stage`` (stage 1: cluster channels and
-fuse their parameters) and ``lacd`` (stage 2: layer pruning by linear-probe diagnosis).
+fuse their parameters), ``lacd`` (stage 2: layer pruning by linear-probe diagnosis) and, for a MAC target
+on the finished network (``channel_stage.target_scope: final``), ``match_target`` (the channel stage
+re-fitted from the parent around LaCD's removals).
 
 Each writes the pruned model's checkpoint and the cumulative pruning plan (``plan.json``: replayed on the
 parent by :func:`amrlib.pruning.rebuild`), and logs plan / diagnosis as MLflow artefacts.
@@ -116,6 +118,55 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
             lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
             return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
                                  "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": pruned["checkpoint_md5"],
+                                 "mlflow_run_id": run.run_id})
+
+
+@task(**stage_options("match_target"))
+def match_target(settings: dict, recalibrate: dict, parent: dict, diagnosed: dict, data: dict, split: dict,
+                 runs: str, tracking: dict | None) -> dict:
+    """FCOS with a final MAC target: keep LaCD's diagnosis (``diagnosed``, the lacd stage's result), re-fit
+    the channel stage from the parent so that its cut plus the removal of the collapsed blocks lands on
+    ``settings["target_macs_reduction"]`` (:func:`amrlib.pruning.match_final_target`), re-estimate the
+    BatchNorm statistics, remove the blocks. When no diagnosed block fits under the target, the lacd stage's
+    network (the channel stage at the target, nothing removed) is the answer and is passed on unchanged."""
+    stage = Stage("match_target", {"settings": settings, "recalibrate": recalibrate, "parent": parent,
+                                   "diagnosed": diagnosed, "data": data, "split": split, "runs": runs}, runs)
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        with StageRun(tracking, "match_target") as run:
+            target = settings["target_macs_reduction"]
+            run.params({"target_macs_reduction": target, "target_scope": "final",
+                        "parent_checkpoint_md5": parent["checkpoint_md5"],
+                        "diagnosed_checkpoint_md5": diagnosed["checkpoint_md5"]})
+            model = load_stage_model(parent)
+            diagnosis = json.loads(open(diagnosed["diagnosis"]).read())
+            train, _, _ = load_splits(data, split)
+            t0 = time.perf_counter()
+            matched = pruning.match_final_target(
+                model, train, diagnosis, target, linkage=settings.get("linkage", "average"),
+                represent=settings.get("represent", "folded"), fusion=settings.get("fusion", "bn_aware"),
+                recalibrate_frames=int(recalibrate["frames"]), seed=int(recalibrate["seed"]))
+            lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
+            lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
+            if matched is None:
+                run.metrics({"seconds": time.perf_counter() - t0, "removed_blocks": 0})
+                keep = {k: v for k, v in diagnosed.items() if k not in ("stage", "key", "dir")}
+                return stage.finish({**keep, "pruning": lineage, "mlflow_run_id": run.run_id})
+            _, compact, plan, diagnosis = matched
+            seconds = time.perf_counter() - t0
+            saved = save_stage_model(compact, stage, extra={"stage": "match_target"})
+            diagnosis_path = stage.dir / "diagnosis.json"
+            diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
+            plan_path = stage.dir / "plan.json"
+            plan_path.write_text(json.dumps(plan, indent=1))
+            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
+                       "removed_blocks": len(diagnosis["removed"]), **_reductions(parent, saved)}
+            run.metrics(metrics)
+            for path in (diagnosis_path, plan_path):
+                run.artifact(path)
+            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
+                                 "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
                                  "mlflow_run_id": run.run_id})
 
 

@@ -7,7 +7,7 @@ import torch
 from amrlib.measure import count_macs
 from amrlib.models import build_model
 from amrlib.pruning import PruningError, channel_stage, fcos, rebuild, remove_blocks
-from amrlib.pruning.fcos import _final_removals
+from amrlib.pruning import final_removals
 from amrlib.pruning.methods import prune
 from amrlib.train import TrainConfig
 from conftest import toy_dataset
@@ -57,11 +57,11 @@ def test_final_removals_take_the_most_collapsed_first_and_stop_short_of_the_targ
               {"block": "layer2.1", "removed": True, "gain": 0.00},
               {"block": "layer3.0", "removed": False, "gain": 0.10}]
     diagnosis = {"blocks": blocks}
-    assert _final_removals(resnet20, diagnosis, 0.9) == ["layer1.1", "layer1.0", "layer2.1"]
+    assert final_removals(resnet20, diagnosis, 0.9) == ["layer1.1", "layer1.0", "layer2.1"]
     one = 1 - count_macs(remove_blocks(resnet20, ["layer1.1"])) / count_macs(resnet20)
     two = 1 - count_macs(remove_blocks(resnet20, ["layer1.1", "layer1.0"])) / count_macs(resnet20)
     target = (one + two) / 2          # the second-most collapsed block would pass the target by itself
-    assert _final_removals(resnet20, diagnosis, target) == ["layer1.1"]
+    assert final_removals(resnet20, diagnosis, target) == ["layer1.1"]
 
 
 def test_fcos_final_scope_lands_on_the_target_and_replays(resnet20, data):

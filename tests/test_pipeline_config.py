@@ -47,6 +47,10 @@ def test_relative_config_path_resolves_from_anywhere(tmp_path, monkeypatch):
     ({"peer": {"target": 0.5}}, "peer.target: unknown setting"),
     ({"lacd": {"interim_epochs": -1}}, "lacd.interim_epochs"),
     ({"lacd": {"interim_epochs": 2, "enabled": False}}, "interim_epochs > 0 is the recovery before LaCD"),
+    ({"channel_stage": {"target_scope": "final"}}, "target_scope: final is a MAC target for the finished network"),
+    ({"channel_stage": {"target_scope": "everything"}}, "channel_stage.target_scope"),
+    ({"channel_stage": {"keep_ratio": None, "target_macs_reduction": 0.8, "target_scope": "final"},
+      "lacd": {"enabled": False, "interim_epochs": 0}}, "it needs lacd.enabled: true"),
 ])
 def test_bad_settings_are_named(override, message):
     with pytest.raises(ConfigError) as err:

@@ -186,6 +186,42 @@ def test_fcos_interim_recovery_runs_then_is_cached(project, calls):
     assert again["pruned"] == s["pruned"]
 
 
+def test_fcos_final_target_scope_refits_the_channel_stage(project, calls):
+    """channel_stage.target_scope: final — a match_target stage after LaCD re-fits the channel stage around
+    the removed blocks, so the registered network meets the MAC target itself (not target + LaCD's cut)."""
+    from amrlib.models import load_model
+    from amrlib.pruning import rebuild
+    sections = {"channel_stage": {"keep_ratio": None, "target_macs_reduction": 0.5, "target_scope": "final"},
+                "lacd": {"margin": 0.5}}          # a large margin: LaCD calls most units collapsed
+    cfg = tiny_config(project.root, "final.yaml", **sections)
+    s = project.run(str(cfg))
+    assert s["stages"] == ["pretrain", "channel_stage", "lacd", "match_target", "finetune"]
+    runs = project.root / "runs"
+    matched = json.loads(next((runs / "match_target").glob("*/result.json")).read_text())
+    params = _children(project.client, s["mlflow_parent_run_id"])["match_target"].data.params
+
+    def result(stage, md5):
+        return next(r for r in (json.loads(p.read_text()) for p in (runs / stage).glob("*/result.json"))
+                    if r["checkpoint_md5"] == md5)
+    lacd = result("lacd", params["diagnosed_checkpoint_md5"])
+    base = result("pretrain", params["parent_checkpoint_md5"])
+    assert 1 - lacd["macs"] / base["macs"] > 0.55                      # channel target + LaCD's removals
+    assert 0.5 <= matched["metrics"]["mac_reduction"] == 1 - matched["macs"] / base["macs"] < 0.51   # the target
+    assert 0 < matched["metrics"]["removed_blocks"] <= len(json.loads(open(lacd["diagnosis"]).read())["removed"])
+    plan = json.loads(open(matched["plan"]).read())
+    rebuilt = rebuild(load_model(base["checkpoint"]), plan)
+    assert rebuilt.arch == load_model(matched["checkpoint"]).arch
+    assert s["pruned"]["mac_reduction"] == pytest.approx(matched["metrics"]["mac_reduction"])
+    tags = project.client.get_model_version("amr-cnn1d-fcos", s["pruned"]["version"]).tags
+    assert json.loads(tags["options"])["target_scope"] == "final"
+    children = _children(project.client, s["mlflow_parent_run_id"])
+    assert children["match_target"].data.params["target_scope"] == "final"
+
+    calls.update(fit=0, prune=0)
+    again = project.run(str(cfg))
+    assert calls["fit"] == 0 and _states(again["prefect_flow_run_id"])["match_target"] == ["Cached"]
+
+
 def test_status_lists_every_methods_models(project, monkeypatch):
     from rich.console import Console
 

@@ -8,6 +8,7 @@ from .surgery import apply_channel_mapping
 from .lacd import diagnose_collapse, lacd
 from .layers import remove_blocks
 from .probes import block_features, fit_probe, probe_blocks
+from .final_target import final_removals, match_final_target
 from .fcos import fcos
 from .recalibrate import recalibrate_bn
 from .methods import METHODS, prune, prune_fcos

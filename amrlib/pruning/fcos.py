@@ -35,8 +35,8 @@ from ..measure import count_macs, count_params
 from ..train import TrainConfig, evaluate, fit
 from .api import PruneResult, PruningError
 from .channel_stage import channel_stage
+from .final_target import keep_unremoved, match_final_target
 from .lacd import lacd
-from .layers import remove_blocks
 from .probes import probe_blocks
 from .recalibrate import recalibrate_bn
 
@@ -53,31 +53,6 @@ def _finetune_config(finetune, distill: bool) -> TrainConfig:
 
 
 TARGET_SCOPES = ("channel", "final")
-
-
-def _final_removals(model, diagnosis: dict, target: float) -> list[str]:
-    """The collapsed blocks to remove for a final MAC target: most collapsed first, as many as fit
-    while block removal alone stays short of the target (the channel stage must have something to do)."""
-    budget = (1 - target) * count_macs(model)
-    ranked = sorted((b for b in diagnosis["blocks"] if b["removed"]), key=lambda b: b["gain"])
-    chosen: list[str] = []
-    for b in ranked:
-        if count_macs(remove_blocks(model, chosen + [b["block"]])) <= budget:
-            break
-        chosen.append(b["block"])
-    return chosen
-
-
-def _keep_unremoved(diagnosis: dict, removals: list[str]) -> dict:
-    """The diagnosis with the collapsed blocks that the final target does not need marked as kept."""
-    blocks = []
-    for b in diagnosis["blocks"]:
-        b = dict(b)
-        if b["removed"] and b["block"] not in removals:
-            b["removed"] = False
-            b["decision"] = "collapsed but kept: the final MAC target is reached without removing it"
-        blocks.append(b)
-    return {**diagnosis, "blocks": blocks, "removed": list(removals)}
 
 
 def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_reduction: float | None = None,
@@ -128,19 +103,17 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
                                     "removed_blocks": diagnosis["removed"],
                                     "accuracy": evaluate(compact, eval_set)["accuracy"]}
         t0 = time.perf_counter()
-        removals = _final_removals(model, diagnosis, target_macs_reduction)
-        diagnosis = _keep_unremoved(diagnosis, removals)
-        if removals:     # re-fit the channel stage from the parent so that it + these removals meet the target
-            narrow, plan = channel_stage(model, target_macs_reduction=target_macs_reduction,
-                                         planned_removals=removals, **channel_kwargs)
-            narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
-            compact = recalibrate_bn(remove_blocks(narrow, removals), train, recalibrate_frames, seed=seed)
+        matched = match_final_target(model, train, diagnosis, target_macs_reduction, **channel_kwargs,
+                                     recalibrate_frames=recalibrate_frames, seed=seed)
+        if matched is None:   # no block fits under the target: the diagnosis pass's recovered channel stage is it
+            compact, diagnosis = narrow, keep_unremoved(diagnosis, [])
+        else:
+            narrow, compact, plan, diagnosis = matched
             report["channel_stage"] = _cost(narrow)
-        else:            # no block fits under the target: the diagnosis pass's (recovered) channel stage is it
-            compact = narrow
         timings["match_target"] = time.perf_counter() - t0
-    plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis["settings"],
-                           "removed": diagnosis["removed"]})
+    if plan["stages"][-1]["stage"] != "layer":
+        plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis["settings"],
+                               "removed": diagnosis["removed"]})
     plan["arch"] = copy.deepcopy(compact.arch)
     report["lacd"] = _cost(compact)
     acc["lacd"] = evaluate(compact, eval_set)

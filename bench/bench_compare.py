@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_compare.py --preset small      # 2 CPU cores, well under an hour
     .venv/bin/python bench/bench_compare.py --preset full       # GPU / many cores: ResNet56, VGG16, CNN1D
     .venv/bin/python bench/bench_compare.py --preset resnet56-cpu   # the committed ResNet56 table (CPU, hours)
+    .venv/bin/python bench/bench_compare.py --preset vgg16-cpu      # VGG16 on little data (CPU, about an hour)
 
 Every method gets the same parent network (trained here if ``bench/out/<model>_<frames>.pt`` is missing,
 by the reference recipe), the same stratified data split and seed, and the same training budget after
@@ -47,6 +48,10 @@ PRESETS = {
     # ResNet56 on CPU at the size of the committed FCOS benchmark (hours on 2 cores)
     "resnet56-cpu": dict(models=["resnet56"], frames_per_key=100, pretrain_epochs=20, epochs=10, interim_epochs=2,
                          targets=[0.8, 0.9, 0.95], jobs=2),
+    # VGG16 (918 M MACs: ~15 training frames/s per core here) at a size a 2-core CPU finishes in about an hour:
+    # few frames and epochs, so read it for how the methods rank, not for absolute accuracy
+    "vgg16-cpu": dict(models=["vgg16"], frames_per_key=20, pretrain_epochs=12, epochs=4, interim_epochs=1,
+                      targets=[0.8, 0.9], jobs=2, latency_repeats=5),
     # a GPU or a many-core machine: RML2016.10a-sized synthetic set, the reference recipe's lengths
     "full": dict(models=["resnet56", "vgg16", "cnn1d"], frames_per_key=1000, pretrain_epochs=50, epochs=30,
                  interim_epochs=2, targets=[0.5, 0.8, 0.9, 0.95], jobs=1),
@@ -56,21 +61,22 @@ PARENT = "__parent__"     # the journal's record of an unpruned parent
 FCOS_SCOPES = {"fcos": "final", "fcos:final": "final", "fcos:channel": "channel"}
 
 
-def parent_path(name, frames_per_key):
-    return OUT / f"{name}_{frames_per_key}.pt"
+def parent_path(name, frames_per_key, seed=0):
+    """Seed 0 keeps the historical name (bench_train.py and bench_fcos.py read it)."""
+    return OUT / (f"{name}_{frames_per_key}.pt" if seed == 0 else f"{name}_{frames_per_key}_s{seed}.pt")
 
 
 def parent_model(name, frames_per_key, epochs, seed, train, val):
     """The shared parent: bench/out/<name>_<frames>.pt, trained here (reference recipe) when missing."""
     from amrlib.models import build_model, load_model, save_model
     from amrlib.train import fit
-    path = parent_path(name, frames_per_key)
+    path = parent_path(name, frames_per_key, seed)
     if path.exists():
         return load_model(path)
     print(f"[compare] training the parent {name} ({epochs} epochs) -> {path}", flush=True)
     torch.manual_seed(seed)
     model = build_model(name, train.num_classes, train.frame_length)
-    fit(model, train, val, epochs=epochs, seed=seed, checkpoint_dir=OUT / f"ckpt_{name}_{frames_per_key}",
+    fit(model, train, val, epochs=epochs, seed=seed, checkpoint_dir=OUT / f"ckpt_{path.stem}",
         progress=False, callbacks=[lambda r: print(f"  {name} epoch {r['epoch']}: val {r['val_accuracy']:.3f} "
                                                    f"{r['frames_per_s']:.0f} frames/s", flush=True)])
     save_model(model, path)
@@ -130,9 +136,11 @@ def _load_split(a):
 
 
 def _train_parent_job(name, a):
-    torch.set_num_threads(a.threads)
+    """Train one missing parent; fewer parents than workers share the idle workers' threads."""
+    torch.set_num_threads(a.parent_threads)
     train, val, _ = _load_split(a)
     parent_model(name, a.frames_per_key, a.pretrain_epochs, a.seed, train, val)
+    torch.set_num_threads(a.threads)
     return name
 
 
@@ -141,7 +149,7 @@ def _combination_job(name, method, target, a):
     from amrlib.models import load_model
     torch.set_num_threads(a.threads)
     train, val, test = _load_split(a)
-    parent = load_model(parent_path(name, a.frames_per_key))
+    parent = load_model(parent_path(name, a.frames_per_key, a.seed))
     return {"model": name, "method": method, "target": target, **run_one(method, target, parent, train, val, test, a)}
 
 
@@ -201,7 +209,7 @@ def parse_args(argv=None):
     ap.add_argument("--jobs", type=int, help="worker processes (default: the preset's; 1 = in this process)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job, for training and latency")
-    ap.add_argument("--latency-repeats", type=int, default=20)
+    ap.add_argument("--latency-repeats", type=int, help="timed forward passes per batch size (default 20)")
     ap.add_argument("--remeasure-latency", action="store_true",
                     help="measure every saved model's latency again (run on an idle machine)")
     ap.add_argument("--tag", help="name of the result files (default: the preset)")
@@ -211,6 +219,7 @@ def parse_args(argv=None):
         if getattr(a, k, None) is None:
             setattr(a, k, v)
     a.tag = a.tag or a.preset
+    a.latency_repeats = a.latency_repeats or 20
     from amrlib.pruning.methods import METHODS
     a.methods = a.methods or ["fcos", "fcos:channel", *(m for m in METHODS if m != "fcos")]
     unknown = [m for m in a.methods if m not in METHODS and m not in FCOS_SCOPES]
@@ -247,7 +256,8 @@ def main(argv=None):
             f.write(json.dumps(row) + "\n")
 
     train, val, test = _load_split(a)              # writes the dataset file once, before any worker reads it
-    missing = [(n,) for n in a.models if not parent_path(n, a.frames_per_key).exists()]
+    missing = [(n,) for n in a.models if not parent_path(n, a.frames_per_key, a.seed).exists()]
+    a.parent_threads = a.threads * max(1, a.jobs // max(1, len(missing)))
     for name in _run_all(missing, _train_parent_job, a):
         print(f"[compare] parent {name} trained", flush=True)
     parents, base = {}, {}

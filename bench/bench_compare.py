@@ -180,6 +180,10 @@ def measure_pending_latencies(done, a):
         print(f"[compare] measuring CPU latency of {len(pending)} pruned models, one at a time", flush=True)
     for r in pending:
         path = model_path(a.tag, r["model"], r["method"], r["target"])
+        if not path.exists():       # a journal row whose model file is gone: its speed-up stays unknown
+            print(f"[compare] warning: {path} is missing; {r['model']} {r['method']} @ {r['target']:.0%} gets no "
+                  "latency", flush=True)
+            continue
         r["latency_s"] = latencies(load_model(path), a.threads, a.latency_repeats)
     return bool(pending)
 

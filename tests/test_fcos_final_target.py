@@ -106,3 +106,19 @@ def test_shared_interface_defaults_to_the_final_scope(resnet20, data):
     assert abs(rep["macs_reduction"] - 0.6) <= rep["tolerance"]
     assert rep["diagnosis_pass"]["macs_reduction"] > rep["macs_reduction"]
     assert rep["macs_after"] == count_macs(res.model)
+
+
+def test_vgg_removals_keep_equal_widths_around_the_removed_layer():
+    """A VGG layer can go only where its input and output widths agree: the parent decides which may, and the
+    fill-up never unbalances the widths around a planned removal."""
+    torch.manual_seed(0)
+    vgg = build_model("vgg16", 3, 64).eval()
+    blocks = [{"block": "features.3.0", "removed": True, "gain": -0.3},      # 256 -> 512: not in the parent
+              {"block": "features.3.1", "removed": True, "gain": -0.2},      # 512 -> 512
+              {"block": "features.2.2", "removed": True, "gain": -0.1}]      # 256 -> 256
+    removals = final_removals(vgg, {"blocks": blocks}, 0.8)
+    assert removals == ["features.3.1", "features.2.2"]
+    narrow, _ = channel_stage(vgg, target_macs_reduction=0.8, planned_removals=removals)
+    compact = remove_blocks(narrow, removals)
+    assert 0.8 <= 1 - count_macs(compact) / count_macs(vgg) < 0.81
+    assert compact(torch.randn(2, 2, 64)).shape == (2, 3)

@@ -6,7 +6,8 @@ network was compressed to the target) is kept and the channel stage is re-fitted
 same clustering, a lighter cut — so that channel cut + removal of those blocks land on the target:
 
 * :func:`final_removals` picks the collapsed blocks to remove: most collapsed first (smallest probe
-  gain), as many as fit while block removal alone stays short of the target;
+  gain), as many as fit while block removal alone stays short of the target, among those the parent can
+  lose (a VGG layer only where its input and output widths agree in the parent);
 * :func:`match_final_target` runs the channel stage with those ``planned_removals``, re-estimates
   BatchNorm statistics, removes the blocks, and returns the diagnosis with the blocks it did not need
   marked as kept. ``amrlib.pruning.fcos(..., target_scope="final")`` and the pipeline's ``match_target``
@@ -25,7 +26,9 @@ from .recalibrate import recalibrate_bn
 def final_removals(parent: nn.Module, diagnosis: dict, target: float) -> list[str]:
     """The diagnosed blocks to remove for a final MAC target (see the module's docstring)."""
     budget = (1 - target) * count_macs(parent)
-    ranked = sorted((b for b in diagnosis["blocks"] if b["removed"]), key=lambda b: b["gain"])
+    removable = {b.name for b in parent.structure().blocks if b.removable}   # e.g. a VGG layer 256 -> 512 is not,
+    ranked = sorted((b for b in diagnosis["blocks"] if b["removed"] and b["block"] in removable),   # even if the
+                    key=lambda b: b["gain"])                                  # narrowed one had equal widths
     chosen: list[str] = []
     for b in ranked:
         if count_macs(remove_blocks(parent, chosen + [b["block"]])) <= budget:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -50,16 +49,8 @@ def calls(monkeypatch):
     return n
 
 
-def _states(flow_run_id, timeout=60.0):
-    """Task states of a flow run once every task run reached a final state (Prefect records them
-    asynchronously: right after the flow returns, a loaded machine may still show one as Running)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = task_states(flow_run_id)
-        if time.monotonic() > deadline or not any(st in ("Running", "Pending", "Scheduled")
-                                                  for sts in states.values() for st in sts):
-            return states
-        time.sleep(0.5)
+def _states(flow_run_id):
+    return task_states(flow_run_id, settle_s=60.0)     # waits until every task run reached a final state
 
 
 def _versions(client, name):

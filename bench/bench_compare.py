@@ -42,7 +42,7 @@ from common import OUT, RESULTS, ROOT, bench_data, write_json
 from compare_report import log_mlflow, matrix, table
 
 PRESETS = {
-    # sized for this project's 2-core CPU machine: two workers, well under an hour idle (README)
+    # sized for this project's 2-core CPU machine: two workers, 18 min idle (README)
     "small": dict(models=["resnet20", "cnn1d"], frames_per_key=60, pretrain_epochs=15, epochs=6, interim_epochs=2,
                   targets=[0.5, 0.8, 0.9, 0.95], jobs=2),
     # ResNet56 on CPU at the size of the committed FCOS benchmark (hours on 2 cores)

@@ -96,6 +96,15 @@ def probe_curve(diagnoses: Mapping[str, Sequence[Mapping]], path,
     return _save(fig, path)
 
 
+def _plain_log_ticks(axis) -> None:
+    """Label a log axis at 1-2-5 steps in plain numbers; matplotlib's default also labels the minor
+    ticks in powers of ten when the range is short, and those labels overlap."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
            title: str = "Accuracy vs MACs") -> Path:
     """``points``: [{"method", "macs", "accuracy"}]; one marker series per method, log-scale MACs."""
@@ -107,6 +116,7 @@ def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
     if baseline:
         ax.plot([baseline["macs"] / 1e6], [baseline["accuracy"]], "k*", markersize=12, label="unpruned")
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set(xlabel="MACs (millions, log scale)", ylabel="test accuracy", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

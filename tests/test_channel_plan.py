@@ -32,7 +32,8 @@ def test_plan_rebuilds_identical_logits(parent):
 def test_plan_records_membership_and_settings(parent):
     _, plan = channel_stage(parent, keep_ratio=0.5, linkage="complete", fusion="mean")
     st = plan["stages"][0]
-    assert st["settings"] == {"linkage": "complete", "represent": "folded", "fusion": "mean", "keep_ratio": 0.5}
+    assert st["settings"] == {"linkage": "complete", "represent": "folded", "fusion": "mean", "scale_aware": True,
+                              "keep_ratio": 0.5}
     for e in st["groups"]:
         assert sorted(i for c in e["clusters"] for i in c) == list(range(e["size_before"]))
         assert len(e["kept"]) == e["size_after"] == len(e["clusters"])

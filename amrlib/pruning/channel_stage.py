@@ -128,9 +128,10 @@ def _target_counts(model, structure, target: float, measure, what: str, removals
 def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
                   target_macs_reduction: float | None = None, target_params_reduction: float | None = None,
                   distance_threshold: float | None = None, linkage: str = "average",
-                  represent: str = "folded", fusion: str = "bn_aware",
+                  represent: str = "folded", fusion: str = "bn_aware", scale_aware: bool = True,
                   planned_removals: list[str] | tuple = ()) -> tuple[nn.Module, dict]:
-    """Cluster and fuse channels; returns ``(pruned_model, plan)`` and leaves ``model`` untouched."""
+    """Cluster and fuse channels; returns ``(pruned_model, plan)`` and leaves ``model`` untouched.
+    ``scale_aware`` (default) fuses positive multiples of a channel exactly (:mod:`amrlib.pruning.fuse`)."""
     t0 = time.perf_counter()
     given = [x is not None for x in (keep_ratio, target_macs_reduction, target_params_reduction, distance_threshold)]
     if sum(given) > 1:
@@ -144,7 +145,7 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
     if planned_removals and (target_macs_reduction is None and target_params_reduction is None):
         raise PruningError("planned_removals only applies to a global target_macs_reduction / target_params_reduction")
     modules = dict(model.named_modules())
-    settings = {"linkage": linkage, "represent": represent, "fusion": fusion}
+    settings = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": bool(scale_aware)}
     counts: dict[str, int] | None = None
     if keep_ratio is not None:
         counts = _counts(structure, _resolve_ratios(structure, keep_ratio))
@@ -174,7 +175,7 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
             continue
         entries.append({"name": g.name, "kind": g.kind, "size_before": g.size, "size_after": len(clusters),
                         "clusters": clusters, "kept": [medoid(feats, c) for c in clusters]})
-    pruned = apply_channel_mapping(copy.deepcopy(model), entries, fusion)
+    pruned = apply_channel_mapping(copy.deepcopy(model), entries, fusion, bool(scale_aware))
     plan = {"version": PLAN_VERSION, "parent_arch": copy.deepcopy(model.arch), "arch": copy.deepcopy(pruned.arch),
             "stages": [{"stage": "channel", "method": "fcos", "settings": settings, "groups": entries,
                         "seconds": time.perf_counter() - t0}]}

@@ -29,7 +29,8 @@ def rebuild(parent: nn.Module, plan: dict | str) -> nn.Module:
     for stage in plan["stages"]:
         kind = stage.get("stage")
         if kind == "channel":
-            apply_channel_mapping(model, stage["groups"], stage["settings"]["fusion"])
+            settings = stage["settings"]
+            apply_channel_mapping(model, stage["groups"], settings["fusion"], settings.get("scale_aware", False))
         elif kind == "layer":
             from .layers import remove_blocks
             model = remove_blocks(model, stage["removed"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 from torch import nn
 
 from .api import PruningError
-from .fuse import fuse_cluster, fuse_consumer
+from .cluster import channel_features
+from .fuse import fuse_cluster, fuse_consumer, member_scales
 
 
 def check_partition(entry: dict, size: int) -> None:
@@ -27,7 +28,10 @@ def check_partition(entry: dict, size: int) -> None:
         raise PruningError(f"plan group {entry['name']!r}: 'kept' must name one member of each cluster")
 
 
-def apply_channel_mapping(model: nn.Module, entries: list[dict], fusion: str) -> nn.Module:
+def apply_channel_mapping(model: nn.Module, entries: list[dict], fusion: str, scale_aware: bool = False) -> nn.Module:
+    """Fuse every entry's clusters in place. ``scale_aware``: members are weighted by the norm of their
+    BN-folded map (measured on the network as it is when the group is fused), so positive multiples of a
+    channel fuse exactly (:mod:`amrlib.pruning.fuse`)."""
     structure = model.structure()
     modules = dict(model.named_modules())
     resolved = []
@@ -45,9 +49,13 @@ def apply_channel_mapping(model: nn.Module, entries: list[dict], fusion: str) ->
         clusters, kept = entry["clusters"], entry.get("kept")
         if len(clusters) == group.size:
             continue
+        scales = None
+        if scale_aware:
+            norms = (channel_features(modules, group, "folded") ** 2).sum(1) ** 0.5
+            scales = member_scales(norms, clusters)
         for p in group.producers:
-            fuse_cluster(modules[p.module], modules[p.bn] if p.bn else None, clusters, fusion, kept)
+            fuse_cluster(modules[p.module], modules[p.bn] if p.bn else None, clusters, fusion, kept, scales)
         for c in group.consumers:
-            fuse_consumer(modules[c.module], clusters, c.features_per_channel, fusion, kept)
+            fuse_consumer(modules[c.module], clusters, c.features_per_channel, fusion, kept, scales)
     model.arch = model.current_arch()
     return model

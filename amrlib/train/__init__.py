@@ -1,6 +1,9 @@
 """Training and evaluation (pure PyTorch; trackers hook in through callbacks)."""
 from .batches import iter_batches, predict
+from .config import RECIPES, TrainConfig, recipe, resolve_device
 from .evaluate import HIGH_SNR_DB, evaluate
-from .loop import FitResult, TrainConfig, fit
+from .loop import FitResult, fit
+from .objective import DivergedError, l1_penalty, training_loss
 
-__all__ = ["fit", "FitResult", "TrainConfig", "evaluate", "predict", "iter_batches", "HIGH_SNR_DB"]
+__all__ = ["fit", "FitResult", "TrainConfig", "RECIPES", "recipe", "resolve_device", "evaluate", "predict",
+           "iter_batches", "HIGH_SNR_DB", "DivergedError", "l1_penalty", "training_loss"]

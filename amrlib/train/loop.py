@@ -14,10 +14,8 @@ under ``torchrun``: each process trains on a stratified shard of every global ba
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,44 +28,13 @@ import torch.nn.functional as F
 from ..atomic import atomic_torch_save
 from ..models import check_fits
 from .batches import EpochPlan, ShuffledSampler, count_batches, iter_batches
+from .config import TrainConfig, resolve_device
+from .objective import DivergedError, training_loss
+from .progress import EpochBar, progress_enabled
+
+__all__ = ["fit", "FitResult", "TrainConfig", "LocalStrategy", "DivergedError"]
 
 CHECKPOINT_NAME = "train_state.pt"
-
-
-@dataclass
-class TrainConfig:
-    """Defaults are the reference recipe: Adam 1e-3, StepLR(step 10, gamma 0.8), batch 128."""
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    step_size: int = 10
-    gamma: float = 0.8
-    weight_decay: float = 0.0
-    seed: int = 0
-    patience: int | None = None          # early stopping: epochs without a better val accuracy
-    checkpoint_every: int | None = None  # also checkpoint every N optimiser steps inside an epoch
-    kd_alpha: float = 0.0                # knowledge distillation weight (0 = plain cross-entropy)
-    kd_temperature: float = 4.0
-
-    def validate(self) -> "TrainConfig":
-        problems = []
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0 (got {self.lr})")
-        if self.step_size < 1 or not 0 < self.gamma <= 1:
-            problems.append(f"StepLR needs step_size >= 1 and 0 < gamma <= 1 (got {self.step_size}, {self.gamma})")
-        if self.patience is not None and self.patience < 1:
-            problems.append(f"patience must be >= 1 or None (got {self.patience})")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            problems.append(f"checkpoint_every must be >= 1 or None (got {self.checkpoint_every})")
-        if not 0 <= self.kd_alpha <= 1 or self.kd_temperature <= 0:
-            problems.append(f"kd_alpha must be in [0, 1] and kd_temperature > 0 (got {self.kd_alpha}, {self.kd_temperature})")
-        if problems:
-            raise ValueError("invalid training configuration: " + "; ".join(problems))
-        return self
 
 
 @dataclass
@@ -78,28 +45,34 @@ class FitResult:
     best_val_accuracy: float = float("nan")
     stopped_early: bool = False
     resumed_from: dict | None = None
+    stop_reason: str = "max_epochs"      # "plateau" (the patience rule) or "max_epochs" (the cap)
+    provenance: dict = field(default_factory=dict)   # device, threads, amp, stop rule, epochs run
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
 
 
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-def _val_metrics(model, val, batch_size) -> tuple[float, float]:
+def _val_metrics(model, val, batch_size, device=None) -> tuple[float, float]:
     model.eval()
     loss, correct = 0.0, 0
     with torch.no_grad():
         for x, y, _ in iter_batches(val, max(batch_size, 256)):
-            out = model(x)
+            if device is not None and device.type != "cpu":
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            out = model(x).float()
             loss += F.cross_entropy(out, y, reduction="sum").item()
             correct += (out.argmax(1) == y).sum().item()
     return loss / max(len(val), 1), correct / max(len(val), 1)
 
 
 class LocalStrategy:
-    """One process: every hook of :func:`fit` is the identity (see ``amrlib.train.distributed`` for DDP)."""
+    """One process on one device: every hook of :func:`fit` is the identity but the move of each batch to
+    the device (see ``amrlib.train.distributed`` for DDP)."""
     is_writer = True
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
 
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -120,7 +93,9 @@ class LocalStrategy:
         return plan.batches
 
     def to_device(self, x, y):
-        return x, y
+        if self.device.type == "cpu":
+            return x, y
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def scale(self, loss: torch.Tensor, local_frames: int, global_frames: int) -> torch.Tensor:
         return loss
@@ -132,7 +107,7 @@ class LocalStrategy:
         pass
 
     def val_metrics(self, model, val, batch_size) -> tuple[float, float]:
-        return _val_metrics(model, val, batch_size)
+        return _val_metrics(model, val, batch_size, self.device)
 
 
 def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *,
@@ -145,8 +120,11 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
 
     ``callbacks`` get one dict per epoch (epoch, train_loss, train_accuracy, val_loss, val_accuracy,
     lr, seconds, frames_per_s) — the hook through which tasks log to a tracker. ``teacher`` enables
-    knowledge distillation: loss = (1 - a) CE + a T^2 KL(softmax(t/T) || softmax(s/T)).
-    The model is modified in place and returned with its best-validation weights.
+    knowledge distillation and ``l1`` the sparsity term (:mod:`amrlib.train.objective`).
+    The model is modified in place and returned, on the CPU, with its best-validation weights.
+    Training stops at the ``epochs`` cap or, with ``patience``, on a validation plateau; the result
+    records which (``stop_reason``) and on what it ran (``provenance``: device, threads, amp, stop rule).
+    A non-finite loss or non-finite weights raise :class:`DivergedError` (no checkpoint of them is kept).
 
     ``sampler``: which frames form each batch and how they are read (default
     :class:`~amrlib.train.batches.ShuffledSampler`; :class:`amrlib.train.stream.ChunkShuffleSampler`
@@ -161,20 +139,28 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
     if cfg.kd_alpha > 0 and teacher is None:
         raise ValueError("kd_alpha > 0 needs a teacher model")
     sampler = sampler if sampler is not None else ShuffledSampler()
-    strategy = strategy if strategy is not None else LocalStrategy()
+    own_strategy = strategy is None
+    strategy = LocalStrategy(resolve_device(cfg.device)) if own_strategy else strategy
+    device = getattr(strategy, "device", torch.device("cpu"))
+    use_amp = bool(cfg.amp and device.type == "cuda")
     sampler_id = {"sampler": sampler.identity} if sampler.identity is not None else {}
     check_fits(model, train, "training set")
     check_fits(model, val, "validation set")
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
+    if own_strategy and device.type != "cpu":
+        model.to(device)
+        if teacher is not None:
+            teacher.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     strategy.seed(cfg.seed)
     st = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "best_acc": -1.0,
-          "best_epoch": -1, "bad_epochs": 0, "history": [], "stopped_early": False}
-    best_state = copy.deepcopy(model.state_dict())
+          "best_epoch": -1, "bad_epochs": 0, "history": [], "stopped_early": False, "plateau_ref": -1.0,
+          "stop_reason": "max_epochs"}
+    best_state = _cpu_state(model)
     resumed = None
     if ckpt and ckpt.exists():
         try:
@@ -210,7 +196,7 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
 
     n, bs = len(train), cfg.batch_size
     n_batches = count_batches(n, bs)  # a final batch of one frame is dropped (BatchNorm)
-    bar = _Bar(strategy.is_writer and _progress_enabled(progress), cfg.epochs, n_batches)
+    bar = EpochBar(strategy.is_writer and progress_enabled(progress), cfg.epochs, n_batches)
     net = strategy.wrap(model)
     strategy.mark_synced(st)
     try:
@@ -224,15 +210,17 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
             bar.start_epoch(epoch, st["step"])
             for b, (x, y, _) in enumerate(sampler.read(train, plan, wanted, st["step"]), start=st["step"]):
                 x, y = strategy.to_device(x, y)
-                out = net(x)
-                loss = F.cross_entropy(out, y)
-                if teacher is not None and cfg.kd_alpha > 0:
-                    with torch.no_grad():
-                        t_out = teacher(x)
-                    temp = cfg.kd_temperature
-                    kd = F.kl_div(F.log_softmax(out / temp, 1), F.softmax(t_out / temp, 1),
-                                  reduction="batchmean") * temp * temp
-                    loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    out = net(x)
+                    t_out = None
+                    if teacher is not None and cfg.kd_alpha > 0:
+                        with torch.no_grad():
+                            t_out = teacher(x)
+                loss = training_loss(out, y, params=params, l1=cfg.l1, teacher_out=t_out,
+                                     kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature)
+                if not torch.isfinite(loss):
+                    raise DivergedError(f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, "
+                                        f"step {b + 1} (lr {cfg.lr}); lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 strategy.scale(loss, len(y), len(plan.batches[b])).backward()
                 opt.step()
@@ -246,6 +234,10 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
                 for cb in step_callbacks if strategy.is_writer else ():
                     cb({"epoch": epoch, "step": st["step"], "loss": loss.item()})
             sched.step()
+            bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+            if bad:
+                raise DivergedError(f"training diverged: non-finite weights in {', '.join(bad[:3])} after epoch "
+                                    f"{epoch + 1} (lr {cfg.lr}); lower the learning rate")
             strategy.sync(st)
             val_loss, val_acc = strategy.val_metrics(model, val, bs)
             secs = time.perf_counter() - t0
@@ -255,12 +247,14 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
                    "frames_per_s": st["seen"] / secs if secs > 0 else float("nan")}
             st["history"].append(rec)
             if val_acc > st["best_acc"]:
-                st.update(best_acc=val_acc, best_epoch=epoch + 1, bad_epochs=0)
-                best_state = copy.deepcopy(model.state_dict())
+                st.update(best_acc=val_acc, best_epoch=epoch + 1)
+                best_state = _cpu_state(model)
+            if val_acc > st["plateau_ref"] + cfg.min_delta:
+                st.update(plateau_ref=val_acc, bad_epochs=0)
             else:
                 st["bad_epochs"] += 1
             if cfg.patience and st["bad_epochs"] >= cfg.patience:
-                st["stopped_early"] = True
+                st.update(stopped_early=True, stop_reason="plateau")
             st.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
             strategy.mark_synced(st)
             save()
@@ -270,42 +264,20 @@ def fit(model: torch.nn.Module, train, val, config: TrainConfig | None = None, *
     finally:
         bar.close()
         strategy.unwrap()
+        if own_strategy and device.type != "cpu":
+            model.to("cpu")
+            if teacher is not None:
+                teacher.to("cpu")
     model.load_state_dict(best_state)
     model.eval()
-    return FitResult(model, st["history"], st["best_epoch"], st["best_acc"], st["stopped_early"], resumed)
+    stop_reason = st.get("stop_reason", "plateau" if st["stopped_early"] else "max_epochs")
+    provenance = {"device": str(device), "threads": torch.get_num_threads(), "amp": use_amp,
+                  "stop_rule": cfg.stop_rule(), "stop_reason": stop_reason, "epochs_run": len(st["history"]),
+                  "best_epoch": st["best_epoch"], "l1": cfg.l1}
+    return FitResult(model, st["history"], st["best_epoch"], st["best_acc"], st["stopped_early"], resumed,
+                     stop_reason, provenance)
 
 
-class _Bar:
-    """A Rich progress bar (frames/s, ETA), silent when disabled (CI, --quiet, no terminal)."""
-
-    def __init__(self, enabled: bool, epochs: int, batches: int):
-        self.enabled, self.epochs, self.batches = enabled, epochs, batches
-        self.task = None
-        if enabled:
-            from rich.progress import (BarColumn, Progress, TextColumn, TimeRemainingColumn)
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(),
-                              TextColumn("{task.fields[fps]:>7.0f} frames/s"), TimeRemainingColumn(),
-                              transient=False)
-            self.p.start()
-
-    def start_epoch(self, epoch, step):
-        if self.enabled:
-            self.p.console.file.flush()
-            self.task = self.p.add_task(f"epoch {epoch + 1}/{self.epochs}", total=self.batches,
-                                        completed=step, fps=0.0)
-            self.t0, self.frames = time.perf_counter(), 0
-
-    def advance(self, frames):
-        if self.enabled:
-            self.frames += frames
-            fps = self.frames / max(time.perf_counter() - self.t0, 1e-9)
-            self.p.update(self.task, advance=1, fps=fps)
-
-    def end_epoch(self, rec):
-        if self.enabled:
-            self.p.update(self.task, description=f"epoch {rec['epoch']}/{self.epochs} "
-                          f"val {rec['val_accuracy']:.3f}")
-
-    def close(self):
-        if self.enabled:
-            self.p.stop()
+def _cpu_state(model: torch.nn.Module) -> dict:
+    """A detached CPU copy of the state dict (the best epoch's weights, whatever device trains)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

@@ -15,21 +15,32 @@ def _cat_rows(t, idx):
     return torch.cat([t, t[idx]], 0)
 
 
-def widen(model, group_name, channels, share=0.3):
+def widen(model, group_name, channels, share=0.3, scale=1.0):
+    """``scale``: the copies compute ``scale`` times the original channel (positive; BN's gamma and beta, or
+    the filter and bias where there is no BN, are scaled) and their consumers read them divided by it."""
     m = copy.deepcopy(model)
     mods = dict(m.named_modules())
     g = m.structure().group(group_name)
     idx = torch.as_tensor(channels)
+    n = g.size
     for p in g.producers:
         conv = mods[p.module]
         conv.weight = nn.Parameter(_cat_rows(conv.weight.data, idx), requires_grad=conv.weight.requires_grad)
         if conv.bias is not None:
             conv.bias = nn.Parameter(_cat_rows(conv.bias.data, idx))
         conv.out_channels += len(channels)
+        if not p.bn and scale != 1.0:
+            with torch.no_grad():
+                conv.weight[n:] *= scale
+                if conv.bias is not None:
+                    conv.bias[n:] *= scale
         if p.bn:
             bn = mods[p.bn]
             bn.weight = nn.Parameter(_cat_rows(bn.weight.data, idx))
             bn.bias = nn.Parameter(_cat_rows(bn.bias.data, idx))
+            with torch.no_grad():
+                bn.weight[n:] *= scale
+                bn.bias[n:] *= scale
             bn.running_mean = _cat_rows(bn.running_mean, idx)
             bn.running_var = _cat_rows(bn.running_var, idx)
             bn.num_features += len(channels)
@@ -38,7 +49,7 @@ def widen(model, group_name, channels, share=0.3):
         w = mod.weight.data
         if isinstance(mod, nn.Linear):
             w = w.reshape(w.shape[0], g.size, c.features_per_channel)
-        new = w[:, idx] * (1 - share)
+        new = w[:, idx] * (1 - share) / scale
         w = w.clone()
         w[:, idx] *= share
         w = torch.cat([w, new], 1)

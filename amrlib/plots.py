@@ -107,12 +107,18 @@ def _plain_log_ticks(axis) -> None:
 
 def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
            title: str = "Accuracy vs MACs") -> Path:
-    """``points``: [{"method", "macs", "accuracy"}]; one marker series per method, log-scale MACs."""
+    """``points``: [{"method", "macs", "accuracy"}] (optionally ``accuracy_err``: a half-width, drawn as an
+    error bar); one marker series per method, log-scale MACs."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in dict.fromkeys(p["method"] for p in points):
-        pts = sorted((p["macs"], p["accuracy"]) for p in points if p["method"] == method)
-        ax.plot([m / 1e6 for m, _ in pts], [a for _, a in pts], marker="o", label=method)
+        pts = sorted((p["macs"], p["accuracy"], p.get("accuracy_err")) for p in points if p["method"] == method)
+        xs, ys = [m / 1e6 for m, _, _ in pts], [a for _, a, _ in pts]
+        errs = [e for _, _, e in pts]
+        if any(e is not None for e in errs):
+            ax.errorbar(xs, ys, yerr=[e or 0.0 for e in errs], marker="o", capsize=3, label=method)
+        else:
+            ax.plot(xs, ys, marker="o", label=method)
     if baseline:
         ax.plot([baseline["macs"] / 1e6], [baseline["accuracy"]], "k*", markersize=12, label="unpruned")
     ax.set_xscale("log")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from amrlib.data.synth import RML2016A_CLASSES
 from amrlib.models import MODEL_NAMES
+from amrlib.train.config import RECIPES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
@@ -92,9 +93,38 @@ class TrainSettings(_Section):
     weight_decay: float = Field(0.0, ge=0)
     seed: int = Field(0, ge=0)
     patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0, lt=1)   # plateau stop: how much better an epoch must be to count
+    l1: float = Field(0.0, ge=0, lt=1)          # sparsity: loss += l1 * sum(|theta|) (the reference recipe: 1e-4)
+    device: str = "auto"                        # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
+    amp: bool = True                            # bfloat16 autocast on CUDA (no effect on CPU)
     checkpoint_every: int | None = Field(None, ge=1)
     nproc: int = Field(1, ge=1)
     stream: StreamSettings | None = None
+    # a named recipe (amrlib.train.RECIPES: reference | plain): its values fill every setting not given here
+    recipe: Literal["reference", "plain"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_recipe(cls, data):
+        if isinstance(data, dict) and data.get("recipe") in RECIPES:
+            given = {k for k, v in data.items() if v is not None}
+            data = {**data, **{k: v for k, v in RECIPES[data["recipe"]].items()
+                               if k not in given and k in cls.model_fields}}
+        return data
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        if not (v in ("auto", "cpu", "cuda") or v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
+
+    @field_validator("lr", "gamma", "weight_decay", "min_delta", "l1")
+    @classmethod
+    def _finite(cls, v):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"must be a finite number, got {v}")
+        return v
 
     @model_validator(mode="after")
     def _runnable(self):
@@ -107,7 +137,7 @@ class TrainSettings(_Section):
         return self
 
     def fit_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"reuse_alias", "use_teacher", "nproc", "stream"})
+        return self.model_dump(exclude={"reuse_alias", "use_teacher", "nproc", "stream", "recipe"})
 
 
 class PretrainConfig(TrainSettings):
@@ -123,6 +153,7 @@ class ChannelStageConfig(_Section):
     linkage: Literal["average", "complete", "single", "weighted"] = "average"
     represent: Literal["folded", "weight"] = "folded"
     fusion: Literal["bn_aware", "mean", "select"] = "bn_aware"
+    scale_aware: bool = True           # members that differ by a positive scale fuse exactly
     # where target_macs_reduction applies: "channel" (this stage; LaCD removes blocks on top) or "final"
     # (the finished network: after LaCD a match_target stage re-fits this stage around the removed blocks)
     target_scope: Literal["channel", "final"] = "channel"
@@ -196,6 +227,10 @@ class LacdConfig(_Section):
     max_val_frames: int | None = Field(4000, ge=1)
     probe: Literal["softmax", "ridge"] = "ridge"
     seed: int = Field(0, ge=0)
+    # the confident collapse rule: collapsed only when the gain is <= margin in at least this fraction of
+    # `resamples` bootstrap replicates of the probes (null: the point rule on `margin` alone)
+    confidence: float | None = Field(None, ge=0.5, lt=1)
+    resamples: int = Field(0, ge=0)
     # FCOS's optional recovery fine-tune between the channel stage and LaCD (amrlib's fcos(interim_epochs=N)):
     # N epochs with the finetune section's recipe, so LaCD probes a network that works again (0 = off)
     interim_epochs: int = Field(0, ge=0)

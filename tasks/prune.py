@@ -146,7 +146,7 @@ def match_target(settings: dict, recalibrate: dict, parent: dict, diagnosed: dic
             matched = pruning.match_final_target(
                 model, train, diagnosis, target, linkage=settings.get("linkage", "average"),
                 represent=settings.get("represent", "folded"), fusion=settings.get("fusion", "bn_aware"),
-                recalibrate_frames=int(recalibrate["frames"]), seed=int(recalibrate["seed"]))
+                scale_aware=settings.get("scale_aware", True), recalibrate_frames=int(recalibrate["frames"]), seed=int(recalibrate["seed"]))
             lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
             lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
             if matched is None:

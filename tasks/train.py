@@ -21,7 +21,7 @@ from .tracking import StageRun
 def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split: dict, run: StageRun,
                teacher=None, teacher_checkpoint: str | None = None) -> dict[str, Any]:
     """Train in this process (``nproc: 1``) or with ``torchrun`` and DDP (``nproc > 1``)."""
-    fit_kwargs = {k: v for k, v in settings.items() if k not in ("reuse_alias", "use_teacher", "nproc", "stream")}
+    fit_kwargs = {k: v for k, v in settings.items() if k not in ("reuse_alias", "use_teacher", "nproc", "stream", "recipe")}
     nproc, stream = int(settings.get("nproc", 1)), settings.get("stream")
     log = epoch_logger(run, stage.name, int(settings["epochs"]))
     t0 = time.perf_counter()
@@ -30,16 +30,19 @@ def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split:
                                 teacher_checkpoint=teacher_checkpoint if teacher is not None else None, on_epoch=log)
         best_acc, best_epoch, history, resumed = (rec["best_val_accuracy"], rec["best_epoch"], rec["history"],
                                                   rec["resumed_from"])
+        provenance = rec.get("provenance", {})
     else:
         train, val, _ = load_splits(data, split, lazy=bool(stream))
         res = fit(model, train, val, checkpoint_dir=stage.dir / "train_state", callbacks=[log], teacher=teacher,
                   progress=False if os.environ.get("AMR_PRUNE_QUIET") else None, sampler=ChunkShuffleSampler(**stream) if stream else None, **fit_kwargs)
         best_acc, best_epoch, history, resumed = res.best_val_accuracy, res.best_epoch, res.history, res.resumed_from
+        provenance = res.provenance
     seconds = time.perf_counter() - t0
     metrics = {"best_val_accuracy": best_acc, "best_epoch": best_epoch, "epochs_run": len(history),
-               "train_seconds": seconds, "processes": nproc}
+               "train_seconds": seconds, "processes": nproc,
+               "stopped_on_plateau": float(provenance.get("stop_reason") == "plateau")}
     run.metrics(metrics)
-    return {"metrics": metrics, "history": history, "resumed_from": resumed}
+    return {"metrics": metrics, "history": history, "resumed_from": resumed, "provenance": provenance}
 
 
 def _build_for(name: str, data: dict):

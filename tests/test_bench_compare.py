@@ -1,4 +1,4 @@
-"""The comparison benchmark end to end on tiny data: worker processes, journal resume, tables, plot."""
+"""The comparison benchmark (protocol v2) end to end at tiny sizes: paired seeds, resume, --data, gpu preset."""
 import json
 import os
 import subprocess
@@ -7,49 +7,88 @@ import sys
 import pytest
 
 from conftest import ROOT
-
-ARGS = ["--models", "cnn1d", "--frames-per-key", "6", "--pretrain-epochs", "1", "--epochs", "2",
-        "--interim-epochs", "1", "--targets", "0.5", "--methods", "fcos", "fcos:channel", "l1", "lcp",
-        "--latency-repeats", "2", "--mlflow-uri", "", "--tag", "tiny"]
+from helpers.rml_pickle import py2_pickle_protocol0, rml2016_dict
 
 
-def _bench(tmp, *extra):
+def _bench(tmp, *args, ok=True):
     env = {**os.environ, "AMR_BENCH_DIR": str(tmp), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_compare.py"), *ARGS, *extra],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_compare.py"), *args], env=env,
+                         capture_output=True, text=True, timeout=900)
+    if ok:
+        assert out.returncode == 0, out.stderr[-3000:]
+    return out
 
 
-def _rows(tmp):
-    return {r["method"]: r for r in json.loads((tmp / "results" / "compare_tiny.json").read_text())
-            ["models"]["cnn1d"]["rows"]}
+def _results(tmp, tag):
+    return json.loads((tmp / "results" / f"compare_{tag}.json").read_text())
 
 
 @pytest.mark.slow
-def test_parallel_run_matches_sequential_and_resumes(tmp_path):
-    par, seq = tmp_path / "par", tmp_path / "seq"
-    log = _bench(par, "--jobs", "2")
-    assert "4 combinations on 2 worker(s)" in log
-    rows = _rows(par)
-    assert set(rows) == {"fcos", "fcos:channel", "l1", "lcp"}
-    for r in rows.values():
-        assert "error" not in r and set(r["latency_s"]) == {"1", "256"}
-    assert abs(rows["fcos"]["macs_reduction"] - 0.5) <= 0.02          # the final network meets the target
-    assert rows["l1"]["target_met"] and abs(rows["l1"]["macs_reduction"] - 0.5) <= 0.02
-    md = (par / "results" / "compare_tiny.md").read_text()
-    assert "| fcos:channel |" in md and "Every row:" in md
-    assert (par / "results" / "compare_tiny_cnn1d.png").stat().st_size > 0
-    journal = (par / "out" / "compare_tiny.jsonl").read_text().splitlines()
-    assert len(journal) == 5                                            # 4 combinations + the parent
+def test_paired_seeds_share_parents_and_a_rerun_resumes(tmp_path):
+    args = ["--preset", "tiny", "--methods", "fcos", "l1", "scratch", "--jobs", "2", "--mlflow-uri", ""]
+    log = _bench(tmp_path, *args).stdout
+    assert "6 rows on 2 worker(s)" in log
+    journal = [json.loads(x) for x in (tmp_path / "out" / "compare_tiny.jsonl").read_text().splitlines()]
+    parents = [r for r in journal if r["method"] == "__parent__"]
+    assert sorted(r["seed"] for r in parents) == [0, 1]
+    assert all(r["stop"]["stop_reason"] in ("plateau", "max_epochs") and r["stop"]["l1"] == 1e-4 for r in parents)
+    rows = [r for r in journal if r["method"] != "__parent__"]
+    assert len(rows) == 6 and all("error" not in r and r["stop"]["device"] == "cpu" for r in rows)
+    res = _results(tmp_path, "tiny")["models"]["cnn1d"]
+    cells = {c["method"]: c for c in res["cells"]}
+    assert set(cells) == {"fcos", "l1", "scratch"}
+    for c in cells.values():                       # each difference is paired over both seeds
+        acc = {r["seed"]: r["accuracy"] for r in rows if r["method"] == c["method"]}
+        par = {r["seed"]: r["accuracy"] for r in parents}
+        assert c["vs_parent"]["n"] == 2
+        assert c["vs_parent"]["mean"] == pytest.approx(sum(acc[s] - par[s] for s in (0, 1)) / 2)
+    assert cells["fcos"]["vs_fcos"] is None and cells["l1"]["vs_fcos"]["n"] == 2
+    md = (tmp_path / "results" / "compare_tiny.md").read_text()
+    assert "accuracy change vs the parent (paired, 95% CI)" in md and "| scratch |" in md
+    assert (tmp_path / "results" / "compare_tiny_cnn1d.png").stat().st_size > 0
+    assert (tmp_path / "results" / "compare_tiny_cnn1d_snr500.png").stat().st_size > 0
+    again = _bench(tmp_path, *args).stdout                   # every row is in the journal: nothing is retrained
+    assert "rows on" not in again and "training the parent" not in again
+    assert _results(tmp_path, "tiny")["models"]["cnn1d"]["cells"] == res["cells"]
 
-    again = _bench(par, "--jobs", "2")                                  # every combination is in the journal
-    assert "combinations on" not in again and _rows(par) == rows
 
-    (seq / "out").mkdir(parents=True)                                   # same parent, one process: same results
-    for f in ("cnn1d_6.pt", "synth_6_128_s0.h5"):
-        (seq / "out" / f).write_bytes((par / "out" / f).read_bytes())
-    _bench(seq, "--jobs", "1")
-    for method, r in _rows(seq).items():
-        assert r["accuracy"] == rows[method]["accuracy"], method
-        assert r["macs"] == rows[method]["macs"], method
+@pytest.mark.slow
+def test_data_file_in_the_real_rml2016_layout_is_compared_and_logged(tmp_path):
+    from amrlib.data import RML2016_10A_CLASSES
+    data = tmp_path / "RML2016.10a_dict.pkl"
+    data.write_bytes(py2_pickle_protocol0(rml2016_dict(RML2016_10A_CLASSES, [-10, 0, 10], frames=12)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _bench(tmp_path, "--preset", "tiny", "--data", str(data), "--seeds", "0", "--methods", "fcos", "l1",
+           "--tag", "mine", "--mlflow-uri", uri)
+    res = _results(tmp_path, "mine")
+    assert res["settings"]["data"] == str(data)
+    assert {c["method"] for c in res["models"]["cnn1d"]["cells"]} == {"fcos", "l1"}
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("amr-prune-benchmarks")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 + 3                                  # the benchmark + its parent row and two methods
+    assert {r.data.params.get("method") for r in runs} >= {"fcos", "l1", "__parent__"}
+
+
+@pytest.mark.slow
+def test_gpu_preset_runs_at_a_tiny_size_on_cpu(tmp_path):
+    _bench(tmp_path, "--preset", "gpu", "--frames-per-key", "3", "--pretrain-epochs", "1", "--epochs", "1",
+           "--min-test", "0", "--jobs", "1", "--threads", "1", "--device", "cpu", "--mlflow-uri", "")
+    res = _results(tmp_path, "gpu")
+    assert res["settings"]["models"] == ["resnet56"] and res["settings"]["recipe"] == "reference"
+    cells = {(c["method"], c["target"]) for c in res["models"]["resnet56"]["cells"]}
+    assert cells == {(m, t) for m in ("fcos", "ssbn", "lcp") for t in (0.9, 0.95)}
+
+
+def test_a_test_split_below_the_protocol_minimum_is_refused(tmp_path):
+    out = _bench(tmp_path, "--preset", "cpu", "--frames-per-key", "4", "--mlflow-uri", "", ok=False)
+    assert out.returncode != 0 and "fewer than --min-test 6000" in out.stderr
+    assert not (tmp_path / "out" / "parents").exists()         # refused before any training
+
+
+def test_unknown_method_and_missing_data_file_are_named(tmp_path):
+    out = _bench(tmp_path, "--methods", "fcos", "l2", ok=False)
+    assert out.returncode == 2 and "unknown method(s) ['l2']" in out.stderr
+    out = _bench(tmp_path, "--data", str(tmp_path / "nope.h5"), ok=False)
+    assert out.returncode == 2 and "nope.h5: no such file" in out.stderr

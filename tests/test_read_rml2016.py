@@ -142,3 +142,18 @@ def test_truncated_and_missing(tmp_path):
             load_dataset(write(tmp_path, data[:cut], "trunc.pkl"))
     with pytest.raises(DatasetError, match="no such file"):
         load_dataset(str(tmp_path / "absent.pkl"))
+
+
+def test_rml2016_10a_protocol0_exact_layout(tmp_path):
+    """The published file's own protocol: Python 2 cPickle's default text protocol 0."""
+    from helpers.rml_pickle import py2_pickle_protocol0
+    d = make_dict(RML2016_10A_CLASSES)
+    raw = py2_pickle_protocol0(d)
+    assert raw.startswith(b"(dp0\n") and b"\x80" not in raw[:2]
+    path = write(tmp_path, raw)
+    ds = load_dataset(path)
+    assert ds.meta == {"source": path, "format": "rml2016", "variant": "RML2016.10a"}
+    assert ds.iq.dtype == np.float32 and ds.iq.shape == (11 * len(SNRS) * FRAMES, 2, 128)
+    for (mod, snr), arr in d.items():
+        sel = (ds.labels == ds.classes.index(mod)) & (ds.snrs == snr)
+        np.testing.assert_array_equal(ds.iq[sel], arr)

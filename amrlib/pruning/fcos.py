@@ -23,6 +23,12 @@ Where a MAC target lands (``target_scope``, *ours*):
   discarded (the report says so); the returned model is fine-tuned from the re-fitted one. The report's
   ``diagnosis_pass`` holds that pass's costs and removals; its ``accuracy`` entries ``channel_stage`` and
   ``interim_finetune`` are that pass's, ``lacd`` is the re-fitted network before fine-tuning.
+  ``diagnose_at`` (a MAC reduction below the target) runs the diagnosis pass at that lighter cut instead:
+  the blocks are diagnosed on a network that has lost less, then the re-fit meets the real target.
+
+Refinements (each an option, *ours*): ``scale_aware`` fusion (default on; channels that differ by a
+positive scale fuse exactly, :mod:`amrlib.pruning.fuse`); the confident collapse rule
+(``lacd_confidence`` with ``lacd_resamples`` bootstrap replicates, :mod:`amrlib.pruning.lacd`); ``distill``.
 """
 from __future__ import annotations
 
@@ -62,12 +68,16 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
          probe_frames: int = 4000, recalibrate_frames: int = 2048, interim_epochs: int = 0,
          finetune: TrainConfig | dict | None = None, distill: bool = False,
          eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0,
-         target_scope: str = "channel") -> PruneResult:
+         target_scope: str = "channel", scale_aware: bool = True, lacd_confidence: float | None = None,
+         lacd_resamples: int = 0, diagnose_at: float | None = None) -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
     if target_scope not in TARGET_SCOPES:
         raise PruningError(f"target_scope must be one of {TARGET_SCOPES}, got {target_scope!r}")
     if target_scope == "final" and target_macs_reduction is None:
         raise PruningError("target_scope='final' needs target_macs_reduction (the final network's MAC target)")
+    if diagnose_at is not None and (target_scope != "final" or not 0 < diagnose_at <= target_macs_reduction):
+        raise PruningError("diagnose_at needs target_scope='final' and a MAC reduction in (0, target] "
+                           f"(got {diagnose_at} for target {target_macs_reduction}, scope {target_scope!r})")
     eval_set = val if eval_set is None else eval_set
     timings, acc = {}, {}
     report: dict = {"method": "fcos", "parent": _cost(model)}
@@ -76,8 +86,9 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         report["probes_parent"] = probe_blocks(model, train, val, max_train_frames=probe_frames,
                                                max_val_frames=probe_frames, probe=probe, seed=seed)
     t0 = time.perf_counter()
-    channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion}
-    narrow, plan = channel_stage(model, keep_ratio, target_macs_reduction=target_macs_reduction,
+    channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": scale_aware}
+    diagnosis_target = target_macs_reduction if diagnose_at is None else diagnose_at
+    narrow, plan = channel_stage(model, keep_ratio, target_macs_reduction=diagnosis_target,
                                  target_params_reduction=target_params_reduction,
                                  distance_threshold=distance_threshold, **channel_kwargs)
     narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
@@ -93,19 +104,25 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         acc["interim_finetune"] = evaluate(narrow, eval_set)
     t0 = time.perf_counter()
     compact, diagnosis = lacd(narrow, train, val, margin=lacd_margin, max_removed=lacd_max_removed,
-                              max_train_frames=probe_frames, max_val_frames=probe_frames, probe=probe, seed=seed)
+                              max_train_frames=probe_frames, max_val_frames=probe_frames, probe=probe, seed=seed,
+                              confidence=lacd_confidence, resamples=lacd_resamples)
     if diagnosis["removed"]:
         compact = recalibrate_bn(compact, train, recalibrate_frames, seed=seed)
     timings["lacd"] = time.perf_counter() - t0
     report["target_scope"] = target_scope
-    if target_scope == "final" and diagnosis["removed"]:
+    if target_scope == "final" and (diagnosis["removed"] or diagnose_at is not None):
         report["diagnosis_pass"] = {**_cost(compact), "channel_stage": report["channel_stage"],
                                     "removed_blocks": diagnosis["removed"],
                                     "accuracy": evaluate(compact, eval_set)["accuracy"]}
         t0 = time.perf_counter()
         matched = match_final_target(model, train, diagnosis, target_macs_reduction, **channel_kwargs,
                                      recalibrate_frames=recalibrate_frames, seed=seed)
-        if matched is None:   # no block fits under the target: the diagnosis pass's recovered channel stage is it
+        if matched is None and diagnose_at is not None:   # diagnosed lighter, nothing to remove: cut to the target
+            narrow, plan = channel_stage(model, target_macs_reduction=target_macs_reduction, **channel_kwargs)
+            narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
+            compact, diagnosis = narrow, keep_unremoved(diagnosis, [])
+            report["channel_stage"] = _cost(narrow)
+        elif matched is None:   # no block fits under the target: the diagnosis pass's recovered channel stage is it
             compact, diagnosis = narrow, keep_unremoved(diagnosis, [])
         else:
             narrow, compact, plan, diagnosis = matched
@@ -127,7 +144,8 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         timings["finetune"] = time.perf_counter() - t0
         history = res.history
         acc["finetuned"] = evaluate(compact, eval_set)
-        report["finetune"] = {"config": cfg.__dict__, "best_epoch": res.best_epoch, "history": history}
+        report["finetune"] = {"config": cfg.__dict__, "best_epoch": res.best_epoch, "history": history,
+                              "provenance": res.provenance}
     final = _cost(compact)
     last = acc["finetuned" if finetune is not None else "lacd"]
     report.update({

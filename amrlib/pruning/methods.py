@@ -27,7 +27,8 @@ from .peers import CHANNEL_METHODS, LAYER_METHODS, PEER_METHODS
 from .peers.common import check_options, check_target, jsonable
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
-                "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope"}
+                "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
+                "lacd_confidence", "lacd_resamples", "diagnose_at"}
 DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 
@@ -70,7 +71,8 @@ def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0
         report.update({"finetune_seconds": seconds.get("finetune", 0.0),
                        "accuracy_before": accs["parent"], "accuracy_pruned": accs["lacd"],
                        "accuracy_after": accs["finetuned"], "high_snr_accuracy_before": high["parent"],
-                       "high_snr_accuracy_pruned": high["lacd"], "high_snr_accuracy_after": high["finetuned"]})
+                       "high_snr_accuracy_pruned": high["lacd"], "high_snr_accuracy_after": high["finetuned"],
+                       "finetune_provenance": rep["finetune"]["provenance"]})
     plan = {**res.plan, "method": "fcos", "options": jsonable({"target_macs_reduction": target, **options})}
     return PruneResult(model=res.model, plan=jsonable(plan), report=jsonable(report))
 

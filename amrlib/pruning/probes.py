@@ -6,6 +6,13 @@ standardised features, fitted in closed form as ridge regression onto one-hot ta
 (``probe="ridge"``, default: milliseconds per unit, deterministic) or as multinomial logistic
 regression fitted full-batch with L-BFGS (``probe="softmax"``, ~1 s per unit on 2 cores); accuracy on
 the validation frames.
+
+The probe's own noise (which training frames it saw, which validation frames score it) is of the order of
+a point of accuracy. ``resamples=B`` > 0 also scores every unit on ``B`` bootstrap replicates: replicate ``r``
+draws the probe's training frames and its validation frames with replacement (the same draw for every unit,
+so that units stay comparable within a replicate) and refits. The records then carry
+``probe_accuracy_resamples`` (``B`` values), from which :func:`amrlib.pruning.lacd.diagnose_collapse`
+judges a gain with its uncertainty.
 """
 from __future__ import annotations
 
@@ -77,13 +84,25 @@ def fit_probe(xtr, ytr, xva, yva, num_classes: int, probe: str = "ridge", l2: fl
 
 def probe_blocks(model: torch.nn.Module, train, val, *, max_train_frames: int | None = 4000,
                  max_val_frames: int | None = 4000, probe: str = "ridge", l2: float = 1e-3,
-                 seed: int = 0) -> list[dict]:
-    """Probe accuracy of every unit of ``model.structure().blocks``, in forward order."""
+                 seed: int = 0, resamples: int = 0) -> list[dict]:
+    """Probe accuracy of every unit of ``model.structure().blocks``, in forward order (see the module doc)."""
+    if resamples < 0:
+        raise PruningError(f"resamples must be >= 0, got {resamples}")
     blocks = model.structure().blocks
     names = [b.name for b in blocks]
     tr, va = _take(train, max_train_frames, seed), _take(val, max_val_frames, seed + 1)
     ftr, fva = block_features(model, tr, names), block_features(model, va, names)
-    return [{"block": b.name, "kind": b.kind, "removable": b.removable, "reason": b.reason,
-             "channels": int(ftr[b.name].shape[1]),
-             "probe_accuracy": fit_probe(ftr[b.name], tr.labels, fva[b.name], va.labels, train.num_classes, probe, l2)}
-            for b in blocks]
+    ytr, yva = np.asarray(tr.labels), np.asarray(va.labels)
+    rng = np.random.default_rng([seed, 7919])
+    draws = [(rng.integers(0, len(ytr), len(ytr)), rng.integers(0, len(yva), len(yva))) for _ in range(resamples)]
+    out = []
+    for b in blocks:
+        a, v = ftr[b.name], fva[b.name]
+        rec = {"block": b.name, "kind": b.kind, "removable": b.removable, "reason": b.reason,
+               "channels": int(a.shape[1]),
+               "probe_accuracy": fit_probe(a, ytr, v, yva, train.num_classes, probe, l2)}
+        if resamples:
+            rec["probe_accuracy_resamples"] = [fit_probe(a[i], ytr[i], v[j], yva[j], train.num_classes, probe, l2)
+                                               for i, j in draws]
+        out.append(rec)
+    return out

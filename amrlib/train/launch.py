@@ -117,6 +117,7 @@ def run(args: argparse.Namespace, step_callbacks: Iterable[Callable[[dict], None
                 _write_json(args.result, {
                     "history": res.history, "best_epoch": res.best_epoch, "best_val_accuracy": res.best_val_accuracy,
                     "stopped_early": res.stopped_early, "resumed_from": res.resumed_from, "world_size": world,
+                    "provenance": res.provenance,
                     "device": str(strategy.device) if strategy else "cpu", "seconds": seconds,
                     "train_frames": len(train), "streaming": streaming})
         return res

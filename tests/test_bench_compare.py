@@ -1,4 +1,5 @@
-"""The comparison benchmark (protocol v2) end to end at tiny sizes: paired seeds, resume, --data, gpu preset."""
+"""The comparison benchmark (protocol v2) end to end at tiny sizes: paired seeds, resume, --data (also
+through `amr-prune compare`), the gpu preset."""
 import json
 import os
 import subprocess
@@ -58,8 +59,11 @@ def test_data_file_in_the_real_rml2016_layout_is_compared_and_logged(tmp_path):
     data = tmp_path / "RML2016.10a_dict.pkl"
     data.write_bytes(py2_pickle_protocol0(rml2016_dict(RML2016_10A_CLASSES, [-10, 0, 10], frames=12)))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _bench(tmp_path, "--preset", "tiny", "--data", str(data), "--seeds", "0", "--methods", "fcos", "l1",
-           "--tag", "mine", "--mlflow-uri", uri)
+    env = {**os.environ, "AMR_BENCH_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "flows", "compare", "--preset", "tiny", "--data", str(data),
+                          "--seeds", "0", "--methods", "fcos", "l1", "--tag", "mine", "--mlflow-uri", uri],
+                         env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)   # the CLI's way in
+    assert out.returncode == 0, out.stderr[-3000:]
     res = _results(tmp_path, "mine")
     assert res["settings"]["data"] == str(data)
     assert {c["method"] for c in res["models"]["cnn1d"]["cells"]} == {"fcos", "l1"}
@@ -90,5 +94,8 @@ def test_a_test_split_below_the_protocol_minimum_is_refused(tmp_path):
 def test_unknown_method_and_missing_data_file_are_named(tmp_path):
     out = _bench(tmp_path, "--methods", "fcos", "l2", ok=False)
     assert out.returncode == 2 and "unknown method(s) ['l2']" in out.stderr
+    cli = subprocess.run([sys.executable, "-m", "flows", "compare", "--methods", "l2"], capture_output=True,
+                         text=True, timeout=300, cwd=ROOT)
+    assert cli.returncode == 2 and "unknown method(s) ['l2']" in cli.stderr
     out = _bench(tmp_path, "--data", str(tmp_path / "nope.h5"), ok=False)
     assert out.returncode == 2 and "nope.h5: no such file" in out.stderr

@@ -4,6 +4,7 @@
     run | serve | promote           the prune flow, its cron deployment, the promotion gate (pipeline.py)
     models | lineage                the MLflow registry (registry.py)
     export | bench-latency          ONNX export checked with ONNX Runtime; CPU latency (export.py)
+    compare                         FCOS vs the peers on a dataset file, paired over seeds (compare.py)
     sync                            upload MLflow records kept while the server was unreachable (sync.py)
     sweep | sweep-report | deploy   sweeps on Dask, Prefect work pools (scale.py, docs/SCALING.md)
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import typer
 
-from . import data, export, pipeline, registry, scale, sync
+from . import compare, data, export, pipeline, registry, scale, sync
 from .common import AmrPruneGroup, parse_overrides, set_global_options
 
 _overrides = parse_overrides          # the name tests and older callers use
@@ -46,6 +47,7 @@ app.command()(export.export)
 app.command("bench-latency")(export.bench_latency)
 app.command()(sync.sync)
 scale.register(app)                   # sweep, sweep-report, deploy (docs/SCALING.md)
+compare.register(app)                 # compare: the methods side by side on a dataset (docs/BENCHMARKS.md)
 
 # the names of the first command line (scripts and notes written before `amr-prune`)
 app.command("pipeline", hidden=True)(pipeline.run)

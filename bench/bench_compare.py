@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from common import OUT, ROOT
-from compare_methods import CALIBRATION, FCOS_VARIANTS, SCRATCH, all_methods, run_one, train_parent
+from compare_methods import CALIBRATION, FCOS_VARIANTS, RETRAIN, SCRATCH, all_methods, run_one, train_parent
 
 PRESETS = {
     # 2 CPU cores: ResNet20 on 22,000 synthetic frames (6,600 test), 3 seeds, every method and ablation
@@ -143,8 +143,8 @@ def _order(job, a):
     """What a partial run should have first: the headline methods at the 90/95% targets on every seed (the
     aim's criteria, paired), then the control and the ablations there, then the other targets, then the rest."""
     model, method, target, seed = job
-    tier = 0 if method in HEADLINE else 1 if method == SCRATCH or method in FCOS_VARIANTS else 2
-    if target < 0.9 or target not in a.targets:
+    tier = 0 if method in HEADLINE or method == RETRAIN else 1 if method == SCRATCH or method in FCOS_VARIANTS else 2
+    if method != RETRAIN and (target < 0.9 or target not in a.targets):
         tier += 3
     return (tier, -target, a.seeds.index(seed), method)
 
@@ -198,7 +198,9 @@ def parse_args(argv=None):
 
 
 def combos(a):
-    out = [(m, t) for m in a.methods for t in a.targets]
+    out = [(m, t) for m in a.methods if m != RETRAIN for t in a.targets]
+    if RETRAIN in a.methods:
+        out.insert(0, (RETRAIN, 0.0))             # no target: the unpruned parent, fine-tuned again
     if a.calibration:
         out += [(m, t) for m in CALIBRATION["methods"] for t in CALIBRATION["targets"] if (m, t) not in out]
     return out

@@ -11,7 +11,7 @@ import statistics
 
 from amrlib.stats import paired_difference, t_interval
 from common import RESULTS, ROOT, write_json
-from compare_methods import PUBLISHED
+from compare_methods import PUBLISHED, RETRAIN
 
 
 def _cells(done, parent_key, model, seeds, combos):
@@ -77,9 +77,14 @@ def tables(summary: dict, model: str, seeds, combos) -> str:
                       f"({p['stop'].get('stop_reason')})" for s, p in sorted(parents.items()))
     lines = [f"\n### {model}\n", f"Parents ({len(accs)} seeds, mean {statistics.mean(accs):.2%}): {stops}.\n"]
     by = {(c["method"], c["target"]): c for c in summary["cells"]}
+    ctrl = by.get((RETRAIN, 0.0))
+    if ctrl:
+        lines.append(f"Convergence check — the unpruned parent fine-tuned again under the same rule: "
+                     f"{_fmt(_as_pd(ctrl['vs_parent']), ctrl['n'], len(seeds))} (an interval above zero means the "
+                     "parents were not converged and part of any pruned network's result is extra training).\n")
     targets = sorted({t for _, t in combos if any(m == "fcos" for m, tt in combos if tt == t)}) or \
         sorted({t for _, t in combos})
-    methods = list(dict.fromkeys(m for m, t in combos if t in targets))
+    methods = list(dict.fromkeys(m for m, t in combos if t in targets and m != RETRAIN))
     n_all = len(seeds)
     for title, key in (("accuracy change vs the parent (paired, 95% CI)", "vs_parent"),
                        ("accuracy vs FCOS at the same target (paired, 95% CI; > 0: the row beats FCOS)", "vs_fcos")):

@@ -57,7 +57,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
 
         def register_base() -> dict:
             version = T.register("base", cfg.base_model_name, base, base_eval, None, data, t["uri"], runs, t)
-            summary["base_champion"] = T.base_champion(version, base_eval, t)
+            summary["base_champion"] = T.base_champion(version, base_eval, t, cfg.gate.model_dump())
             return version
 
         recal = cfg.recalibrate.model_dump()

@@ -282,9 +282,13 @@ class GateConfig(_Section):
     """The promotion gate: the challenger's accuracy drop vs its parent and its MAC reduction."""
     max_accuracy_drop: float = 0.05    # absolute (0.05 = 5 points of test accuracy)
     min_mac_reduction: float = 0.5     # 1 - MACs(pruned) / MACs(parent)
+    # the floor: never champion below this test accuracy (None: twice chance, 2 / number of classes)
+    min_accuracy: float | None = None
 
     @model_validator(mode="after")
     def _possible(self):
+        if self.min_accuracy is not None and not 0 <= self.min_accuracy < 1:
+            raise ValueError(f"gate.min_accuracy must be in [0, 1) or null (twice chance), got {self.min_accuracy}")
         if not 0 <= self.max_accuracy_drop < 1:
             raise ValueError(f"gate.max_accuracy_drop must be in [0, 1), got {self.max_accuracy_drop}")
         if not 0 <= self.min_mac_reduction < 1:

@@ -1,11 +1,14 @@
 """The promotion gate: ``champion`` moves to a challenger whose accuracy drop against its reference
-(its parent in the pipeline, the current champion in ``promote``) is within the bound and whose MAC
-reduction against its parent reaches the target. Every decision is recorded as version tags
+(its parent in the pipeline, the current champion in ``promote``) is within the bound, whose MAC
+reduction against its parent reaches the target, whose accuracy is finite and above the floor
+(``gate.min_accuracy``, default twice chance) and — in the pipeline — which is not behind the current
+champion by more than the allowed drop when that champion was measured on the same data. Every decision is recorded as version tags
 (``gate.passed``, ``gate.accuracy_drop``, ``gate.mac_reduction``, ``gate.reasons``) and in an MLflow run.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +23,56 @@ from .tracking import StageRun, client_for, needs_server
 EPS = 1e-9   # bounds are inclusive; 0.90 - 0.88 is 0.0200000000000000018 in floating point
 
 
+def accuracy_floor(gate: dict[str, Any], num_classes: int | None) -> float:
+    """The least test accuracy a champion may have: ``gate.min_accuracy``, else twice chance (0 when the
+    number of classes is unknown)."""
+    floor = gate.get("min_accuracy")
+    if floor is not None:
+        return float(floor)
+    return 2.0 / num_classes if num_classes else 0.0
+
+
 def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_reduction: float,
-                  gate: dict[str, Any]) -> dict[str, Any]:
-    """Pass when the accuracy drop vs ``reference`` <= bound and the MAC reduction >= target."""
-    drop = reference["accuracy"] - candidate["accuracy"]
+                  gate: dict[str, Any], champion: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pass when the accuracy is finite and above the floor, the drop vs ``reference`` (and vs the current
+    ``champion``, on the same data, when given) is within the bound and the MAC reduction reaches the target."""
+    acc = float(candidate["accuracy"])
+    drop = reference["accuracy"] - acc
+    floor = accuracy_floor(gate, len(candidate.get("classes") or []))
     reasons = []
+    if not math.isfinite(acc) or not math.isfinite(drop):
+        reasons.append(f"accuracy is not a finite number ({acc})")
+    elif acc < floor - EPS:
+        reasons.append(f"accuracy {acc:.4f} below the floor {floor:.4f}")
     if drop > gate["max_accuracy_drop"] + EPS:
         reasons.append(f"accuracy drop {drop:.4f} > allowed {gate['max_accuracy_drop']:.4f}")
     if mac_reduction < gate["min_mac_reduction"] - EPS:
         reasons.append(f"MAC reduction {mac_reduction:.4f} < required {gate['min_mac_reduction']:.4f}")
-    return {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "reasons": reasons,
-            "bounds": dict(gate)}
+    out = {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "floor": floor,
+           "bounds": dict(gate)}
+    if champion is not None:
+        behind = float(champion["accuracy"]) - acc
+        out.update(champion_accuracy=float(champion["accuracy"]), champion_version=champion.get("version"))
+        if behind > gate["max_accuracy_drop"] + EPS:
+            reasons.append(f"{behind:.4f} below the current champion v{champion.get('version')} "
+                           f"({float(champion['accuracy']):.4f}) > allowed {gate['max_accuracy_drop']:.4f}")
+    out.update(passed=not reasons, reasons=reasons)
+    return out
+
+
+def current_champion(client, name: str, data_md5: str | None) -> dict[str, Any] | None:
+    """The champion's recorded test accuracy, when it was measured on the same data (else None)."""
+    v = alias_version(client, name, CHAMPION)
+    if v is None:
+        return None
+    tags = client.get_model_version(name, v).tags
+    try:
+        acc = float(tags["test_accuracy"])
+    except (KeyError, ValueError):
+        return None
+    if data_md5 is None or tags.get("data_md5") != data_md5 or not math.isfinite(acc):
+        return None
+    return {"version": v, "accuracy": acc}
 
 
 @task(name="promotion_gate", cache_policy=NO_CACHE)
@@ -45,7 +87,8 @@ def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gat
         if done is not None:
             return done
         mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
-        decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate)
+        champion = current_champion(client_for(tracking), version["name"], (version.get("tags") or {}).get("data_md5"))
+        decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate, champion)
         return apply_decision(version, decision, tracking)
 
 
@@ -82,8 +125,9 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
     client = client_for(tracking)
     name, v = version["name"], version["version"]
     before = alias_version(client, name, CHAMPION)
-    for k in ("accuracy_drop", "mac_reduction"):
-        client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
+    for k in ("accuracy_drop", "mac_reduction", "floor", "champion_accuracy"):
+        if k in decision:
+            client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
     client.set_model_version_tag(name, v, "gate.reasons", "; ".join(decision["reasons"]) or "ok")
     if decision["passed"]:
         client.set_registered_model_alias(name, CHAMPION, v)
@@ -99,16 +143,16 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
 
 @task(name="base_champion", cache_policy=NO_CACHE)
 @needs_server("set the base model's champion")
-def base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
+def base_champion(version: dict, evaluation: dict, tracking: dict, gate: dict | None = None) -> dict:
     """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
     as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow.
     Checked once per version (a re-run does not move the alias back)."""
     name = version["name"]
     with decision_lock(tracking, name):
-        return _base_champion(version, evaluation, tracking)
+        return _base_champion(version, evaluation, tracking, gate or {})
 
 
-def _base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
+def _base_champion(version: dict, evaluation: dict, tracking: dict, gate: dict) -> dict:
     client = client_for(tracking)
     name = version["name"]
     current = alias_version(client, name, CHAMPION)
@@ -116,6 +160,12 @@ def _base_champion(version: dict, evaluation: dict, tracking: dict) -> dict:
         return {"name": name, "version": version["version"], "champion_before": current,
                 "champion_after": current, "note": "already checked"}
     moved = False
+    acc = float(evaluation["accuracy"])
+    floor = accuracy_floor(gate, len(evaluation.get("classes") or []))
+    if not math.isfinite(acc) or acc < floor - EPS:       # a diverged or chance-level base never leads
+        client.set_model_version_tag(name, version["version"], "champion_check", f"kept: below the floor {floor:.4f}")
+        return {"name": name, "version": version["version"], "champion_before": current,
+                "champion_after": current, "note": f"accuracy {acc:.4f} below the floor {floor:.4f}"}
     if current is None:
         moved = True
     elif current != version["version"]:

@@ -171,6 +171,8 @@ def parse_args(argv=None):
     ap.add_argument("--jobs", type=int, help="worker processes (1 = in this process)")
     ap.add_argument("--threads", type=int, help="torch threads per job (default 1)")
     ap.add_argument("--latency-repeats", type=int)
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the tables from the journal's finished rows; train nothing (a partial run's report)")
     ap.add_argument("--tag", help="name of the result files (default: the preset)")
     ap.add_argument("--mlflow-uri", default=f"sqlite:///{ROOT / 'mlflow' / 'mlflow.db'}", help="'' to skip MLflow")
     a = ap.parse_args(argv)
@@ -224,6 +226,13 @@ def main(argv=None):
         with journal.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
+    if a.report_only:
+        settings = {"preset": a.preset, "seeds": a.seeds, "recipe": a.recipe, "note": "report of the rows finished "
+                    f"so far ({sum(1 for r in done.values() if r['method'] != PARENT)} rows)"}
+        settings["wall_seconds_this_invocation"] = settings["wall_seconds_training"] = 0
+        a.mlflow_uri = ""
+        write_report(a, settings, done, PARENT, combos(a))
+        return
     ds = load_data(a)                                 # writes the generator's file once, before any worker
     for seed in a.seeds:
         split_for(a, seed, ds)                        # refuse a too-small test split before any training

@@ -137,16 +137,25 @@ def _run_all(jobs, fn, a):
 
 
 HEADLINE = ("fcos", "l1", "fpgm", "bn_scale", "ssbn", "lcp", "layer_cka")
+# the controls and ablations in the order a partial run should have them (each complete over seeds first)
+SECOND = (SCRATCH, "fcos:confident", "fcos:plain-fusion", "fcos:kd", "fcos:light-diagnosis",
+          "fcos:recovered-diagnosis", "fcos:channel")
 
 
 def _order(job, a):
     """What a partial run should have first: the headline methods at the 90/95% targets on every seed (the
-    aim's criteria, paired), then the control and the ablations there, then the other targets, then the rest."""
+    aim's criteria, paired), then the controls and ablations there one method at a time, then the other
+    targets, then the rest."""
     model, method, target, seed = job
-    tier = 0 if method in HEADLINE or method == RETRAIN else 1 if method == SCRATCH or method in FCOS_VARIANTS else 2
+    if method in HEADLINE or method == RETRAIN:
+        tier, rank = 0, 0
+    elif method in SECOND:
+        tier, rank = 1, SECOND.index(method)
+    else:
+        tier, rank = 2, 0
     if method != RETRAIN and (target < 0.9 or target not in a.targets):
         tier += 3
-    return (tier, -target, a.seeds.index(seed), method)
+    return (tier, rank, -target if tier == 0 else 0, a.seeds.index(seed), -target, method)
 
 
 def parse_args(argv=None):

@@ -94,7 +94,12 @@ def download_plan(uri: str, name: str, version: str) -> dict | None:
     with tempfile.TemporaryDirectory() as d:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=d))
         found = list(local.rglob("plan.json"))
-        return json.loads(found[0].read_text()) if found else None
+        if not found:
+            return None
+        from .registry import verify_artefact
+        expected = client_for({"uri": uri}).get_model_version(name, version).tags.get("plan_md5")
+        verify_artefact(found[0], expected, f"models:/{name}/{version}")
+        return json.loads(found[0].read_text())
 
 
 def lineage(uri: str, name: str, version: str) -> dict[str, Any]:

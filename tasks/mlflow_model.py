@@ -8,6 +8,7 @@ spec records its pruned widths and removed blocks, so no plan replay is needed t
 
 ``predict`` takes float32 IQ frames ``[n, 2, L]`` and returns float32 logits ``[n, num_classes]``
 (one row of class scores per frame; the class names are in the model's metadata ``classes``).
+The checkpoint's md5, recorded in the model's ``model_config`` at registration, is checked at load time.
 """
 import mlflow
 import numpy as np
@@ -20,7 +21,16 @@ class AmrPruneModel(PythonModel):
 
         from amrlib.models import load_model
 
-        self.model = load_model(context.artifacts["checkpoint"])
+        path = context.artifacts["checkpoint"]
+        expected = (getattr(context, "model_config", None) or {}).get("checkpoint_md5")
+        if expected:                  # recorded at registration: a changed checkpoint is refused, not served
+            import hashlib
+            with open(path, "rb") as f:
+                got = hashlib.file_digest(f, "md5").hexdigest()
+            if got != expected:
+                raise RuntimeError(f"{path}: md5 {got} differs from {expected} recorded when this model was "
+                                   "registered: the checkpoint changed afterwards; refusing to load it")
+        self.model = load_model(path)
         self.frame_length = int(self.model.arch["frame_length"])
         self._torch = torch
 

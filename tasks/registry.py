@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
+from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -91,6 +92,7 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
                 info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
                                  model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
                                  pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
+                                 model_config={"checkpoint_md5": model["checkpoint_md5"]},
                                  metadata={"classes": list(data["classes"]),
                                            "frame_length": int(net.arch["frame_length"]),
                                            "arch_name": net.arch.get("name"), "role": role})
@@ -237,12 +239,27 @@ def checkout_version(name: str, alias: str | None, version: str | None, runs: st
     return result, record
 
 
+class TamperedArtefact(RuntimeError):
+    """A registered version's artefact does not match the md5 recorded when it was registered."""
+
+
+def verify_artefact(path: Path, expected: str | None, where: str) -> Path:
+    """Refuse ``path`` unless its md5 is ``expected`` (the tag recorded at registration; None: not recorded)."""
+    if expected and file_md5(path) != expected:
+        raise TamperedArtefact(f"{where}: {path.name} has md5 {file_md5(path)}, but {expected} was recorded when "
+                               f"the version was registered: the artefact changed afterwards; refusing to use it")
+    return path
+
+
 def download_checkpoint(name: str, version: str, dest: Path) -> Path:
-    """The amr-prune checkpoint artefact of a registered version, copied to ``dest/model.pt``."""
+    """The amr-prune checkpoint artefact of a registered version, copied to ``dest/model.pt`` and checked
+    against the version's ``checkpoint_md5`` tag."""
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
     found = list(local.rglob("*.pt"))
     if len(found) != 1:
         raise RuntimeError(f"models:/{name}/{version}: expected one checkpoint artefact, found {found}")
+    expected = MlflowClient().get_model_version(name, version).tags.get("checkpoint_md5")
+    verify_artefact(found[0], expected, f"models:/{name}/{version}")
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(found[0], dest / "model.pt")
     return dest / "model.pt"

@@ -37,8 +37,8 @@ STATE = State()
 #: hints by exception class name (the first match in the exception's MRO wins)
 HINTS = {
     "PeerStageError": "try another MAC target (--set peer.target_macs_reduction=...), other peer.options, or "
-                      "another method; README.md 'Configuration reference' lists them",
-    "ConfigError": "compare with configs/default.yaml; README.md 'Configuration reference' lists every setting",
+                      "another method; docs/CONFIGURATION.md lists them",
+    "ConfigError": "compare with configs/default.yaml; docs/CONFIGURATION.md lists every setting",
     "DataStoreError": "`amr-prune data info` shows what the .dvc file points to; `amr-prune data fetch` makes it "
                       "present (README.md 'Bring a real dataset')",
     "DatasetError": "readable: RML2016.10a/b .pkl, RML2018.01a .hdf5, the project's own .h5, generic X/Y/Z "
@@ -47,12 +47,16 @@ HINTS = {
     "RegistryError": "`amr-prune models` lists the registered versions and their aliases",
     "MlflowException": "`amr-prune models` lists the registered versions; check tracking.uri in the configuration",
     "OnnxExportError": "run with --debug for the exporter's traceback",
-    "PruningError": "README.md 'Configuration reference' lists the methods and their options (peer.options)",
+    "PruningError": "docs/CONFIGURATION.md lists the methods and their options (peer.options)",
     "FileNotFoundError": "check the path (relative paths are relative to the current directory)",
     "FileExistsError": "--force overwrites it",
     "NoPrefectServer": "start one with `.venv/bin/prefect server start --host 127.0.0.1 --port 4200 &` and "
                        "`export PREFECT_API_URL=http://127.0.0.1:4200/api`",
     "PermissionError": "check the file's permissions",
+    "DivergedError": "lower the learning rate (--set pretrain.lr=... / finetune.lr=...); nothing of this stage was "
+                     "recorded, so the next run trains it again",
+    "TamperedArtefact": "the version's files changed after registration: register the model again from the "
+                        "pipeline (`amr-prune run`) and do not use this version",
 }
 
 

@@ -138,7 +138,7 @@ def _run_all(jobs, fn, a):
 
 HEADLINE = ("fcos", "l1", "fpgm", "bn_scale", "ssbn", "lcp", "layer_cka")
 # the controls and ablations in the order a partial run should have them (each complete over seeds first)
-SECOND = (SCRATCH, "fcos:confident", "fcos:plain-fusion", "fcos:kd", "fcos:light-diagnosis",
+SECOND = ("fcos:confident", "fcos:guarded", SCRATCH, "fcos:plain-fusion", "fcos:kd", "fcos:light-diagnosis",
           "fcos:recovered-diagnosis", "fcos:channel")
 
 

@@ -19,6 +19,7 @@ FCOS_VARIANTS = {
     "fcos:channel": {"target_scope": "channel"},        # target on the channel stage, LaCD removes on top
     "fcos:plain-fusion": {"scale_aware": False},         # refinement off: fusion ignores the members' scales
     "fcos:confident": {"lacd_confidence": 0.9, "lacd_resamples": 50},   # collapse only above probe noise
+    "fcos:guarded": {"removal_guard": True},             # removals only if they beat channel-only (val, pre-FT)
     "fcos:light-diagnosis": {"diagnose_at": "light"},   # diagnose at a 10-point lighter cut
     "fcos:recovered-diagnosis": {"interim_epochs": 2},  # 2 recovery epochs before the diagnosis (extra budget)
     "fcos:kd": {"distill": True},                        # fine-tune by distillation from the parent
@@ -136,6 +137,7 @@ def run_one(method, target, parent, train, val, test, seed, a):
            "params_reduction": rep["params_reduction"], "macs": rep["macs_after"], "params": rep["params_after"],
            "prune_seconds": rep["prune_seconds"], "finetune_seconds": rep.get("finetune_seconds"),
            "removed_blocks": rep.get("removed_blocks"), "diagnosis_pass": rep.get("diagnosis_pass"),
+           "removal_guard": rep.get("removal_guard"),
            "stop": rep.get("finetune_provenance"), "wall_seconds": time.perf_counter() - t0,
            "per_snr": ev["per_snr"], "plan": res.plan}
     return row, model

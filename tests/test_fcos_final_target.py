@@ -122,3 +122,22 @@ def test_vgg_removals_keep_equal_widths_around_the_removed_layer():
     compact = remove_blocks(narrow, removals)
     assert 0.8 <= 1 - count_macs(compact) / count_macs(vgg) < 0.81
     assert compact(torch.randn(2, 2, 64)).shape == (2, 3)
+
+
+def test_removal_guard_keeps_the_better_of_removals_and_channel_only():
+    from amrlib.models import build_model
+    from amrlib.pruning import fcos
+    from conftest import toy_dataset
+    from amrlib.train import fit
+    ds = toy_dataset(n=400)
+    torch.manual_seed(0)
+    m = build_model("resnet20", 3, 128)
+    train, val = ds.subset(range(300)), ds.subset(range(300, 400))
+    fit(m, train, val, epochs=1, batch_size=50, progress=False)
+    res = fcos(m, train, val, target_macs_reduction=0.8, target_scope="final", lacd_margin=0.5,
+               removal_guard=True)                 # margin 0.5: every block is diagnosed collapsed
+    g = res.report["removal_guard"]
+    assert g["kept_removals"] == (g["val_accuracy_with_removals"] > g["val_accuracy_channel_only"])
+    assert bool(res.report["removed_blocks"]) == g["kept_removals"]
+    assert abs(res.report["macs_reduction"] - 0.8) <= 0.02
+    assert res.plan["stages"][-1]["removed"] == res.report["removed_blocks"]

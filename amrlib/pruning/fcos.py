@@ -25,6 +25,9 @@ Where a MAC target lands (``target_scope``, *ours*):
   ``interim_finetune`` are that pass's, ``lacd`` is the re-fitted network before fine-tuning.
   ``diagnose_at`` (a MAC reduction below the target) runs the diagnosis pass at that lighter cut instead:
   the blocks are diagnosed on a network that has lost less, then the re-fit meets the real target.
+  ``removal_guard`` keeps the re-fitted network with its removals only when, after BatchNorm
+  re-estimation and before fine-tuning, it is more accurate on ``val`` than the channel stage alone at the
+  target; otherwise the channel-only network is the answer (the report's ``removal_guard`` says which).
 
 Refinements (each an option, *ours*): ``scale_aware`` fusion (default on; channels that differ by a
 positive scale fuse exactly, :mod:`amrlib.pruning.fuse`); the confident collapse rule
@@ -69,7 +72,7 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
          finetune: TrainConfig | dict | None = None, distill: bool = False,
          eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0,
          target_scope: str = "channel", scale_aware: bool = True, lacd_confidence: float | None = None,
-         lacd_resamples: int = 0, diagnose_at: float | None = None) -> PruneResult:
+         lacd_resamples: int = 0, diagnose_at: float | None = None, removal_guard: bool = False) -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
     if target_scope not in TARGET_SCOPES:
         raise PruningError(f"target_scope must be one of {TARGET_SCOPES}, got {target_scope!r}")
@@ -127,6 +130,17 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         else:
             narrow, compact, plan, diagnosis = matched
             report["channel_stage"] = _cost(narrow)
+            if removal_guard:      # keep the removals only if they beat the channel stage alone at the target
+                alone, alone_plan = channel_stage(model, target_macs_reduction=target_macs_reduction, **channel_kwargs)
+                alone = recalibrate_bn(alone, train, recalibrate_frames, seed=seed)
+                with_removals, without = evaluate(compact, val)["accuracy"], evaluate(alone, val)["accuracy"]
+                report["removal_guard"] = {"val_accuracy_with_removals": with_removals,
+                                           "val_accuracy_channel_only": without,
+                                           "kept_removals": with_removals > without}
+                if without >= with_removals:
+                    narrow = compact = alone
+                    plan, diagnosis = alone_plan, keep_unremoved(diagnosis, [])
+                    report["channel_stage"] = _cost(narrow)
         timings["match_target"] = time.perf_counter() - t0
     if plan["stages"][-1]["stage"] != "layer":
         plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis["settings"],

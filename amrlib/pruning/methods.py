@@ -28,7 +28,7 @@ from .peers.common import check_options, check_target, jsonable
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
-                "lacd_confidence", "lacd_resamples", "diagnose_at"}
+                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard"}
 DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 
@@ -64,6 +64,8 @@ def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0
         dp = rep["diagnosis_pass"]
         report["diagnosis_pass"] = {"macs_reduction": 1 - dp["macs"] / macs0, "removed_blocks": dp["removed_blocks"],
                                     "channel_stage_macs_reduction": 1 - dp["channel_stage"]["macs"] / macs0}
+    if "removal_guard" in rep:
+        report["removal_guard"] = rep["removal_guard"]
     if "interim_finetune" in seconds:
         report["interim_seconds"] = seconds["interim_finetune"]
     if finetune is not None:

@@ -1,0 +1,32 @@
+"""The `gpu` preset of the comparison (ResNet56, FCOS + the best channel and layer peers) at a tiny size on CPU."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def _bench(tmp, *args, ok=True):
+    env = {**os.environ, "AMR_BENCH_DIR": str(tmp), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_compare.py"), *args], env=env,
+                         capture_output=True, text=True, timeout=900)
+    if ok:
+        assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def _results(tmp, tag):
+    return json.loads((tmp / "results" / f"compare_{tag}.json").read_text())
+
+
+@pytest.mark.slow
+def test_gpu_preset_runs_at_a_tiny_size_on_cpu(tmp_path):
+    _bench(tmp_path, "--preset", "gpu", "--frames-per-key", "3", "--pretrain-epochs", "1", "--epochs", "1",
+           "--min-test", "0", "--jobs", "1", "--threads", "1", "--device", "cpu", "--mlflow-uri", "")
+    res = _results(tmp_path, "gpu")
+    assert res["settings"]["models"] == ["resnet56"] and res["settings"]["recipe"] == "reference"
+    cells = {(c["method"], c["target"]) for c in res["models"]["resnet56"]["cells"]}
+    assert cells == {(m, t) for m in ("fcos", "ssbn", "lcp") for t in (0.9, 0.95)}

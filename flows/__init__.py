@@ -1,6 +1,6 @@
 """Prefect flows of amr-prune: ``prune_pipeline``, ``retrain_and_prune`` (cron deployment) and ``promote``.
 
-Importing this package sets (only where unset) the Prefect settings STACK.md measured as needed here:
+Importing this package sets (only where unset) the Prefect settings found to be needed on the 2-core machine:
 no analytics (else 'database is locked' tracebacks), a 90 s start-up timeout for the temporary local API
 (the first start takes ~20 s on 2 cores), and PREFECT_HOME inside the repository's git-ignored .prefect/.
 """

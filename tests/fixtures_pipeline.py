@@ -77,7 +77,7 @@ def tiny_config(root: Path, name: str = "tiny.yaml", **sections) -> Path:
 
 @contextlib.contextmanager
 def prefect_harness():
-    """Prefect's test harness with a throw-away PREFECT_HOME (STACK.md: ~17 s once)."""
+    """Prefect's test harness with a throw-away PREFECT_HOME (its start-up takes ~17 s, once)."""
     home = tempfile.mkdtemp(prefix="prefect-home-")
     old = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_API_URL")}
     os.environ["PREFECT_HOME"] = home

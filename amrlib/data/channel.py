@@ -13,7 +13,7 @@ independent channel realisation per row, applying in this order:
 4. random carrier phase, uniform in [0, 2 pi);
 5. AWGN at a correctly defined SNR (:func:`add_awgn`).
 
-Choices (**ours** where METHODS.md is silent):
+Choices (**ours** where the RML2016.10a recipe, O'Shea and West, GNU Radio Conference 2016, is silent):
 
 * Random walks start uniformly in ``[-max, max]`` (an unsynchronised receiver) and take Gaussian
   steps of ``*_walk_std_hz`` per sample (0.01 Hz, the std-dev argument of the original's GNU Radio

@@ -4,7 +4,7 @@ Every modulator returns a complex128 array ``[n, length]``: ``n`` independent si
 each already past its filter transients (we generate extra symbols and keep only the samples that
 see the full filter support), so any window of a row is a stationary piece of the signal.
 
-Choices (METHODS.md section 7 gives the GNU Radio recipe; the rest is **ours**):
+Choices (the RML2016.10a GNU Radio recipe of O'Shea and West, 2016, where it says; the rest is **ours**):
 
 * Linear modulations (BPSK, QPSK, 8PSK, PAM4, QAM16, QAM64): i.i.d. uniform symbols from a
   constellation of unit average symbol energy, upsampled to ``sps`` samples/symbol and shaped by a

@@ -1,9 +1,9 @@
 """RML2016.10a-style synthetic dataset: :func:`synthesize` returns a :class:`SignalDataset`.
 
-Recipe (METHODS.md section 7, with its known faults fixed): 11 modulations at 8 samples/symbol
-(:mod:`amrlib.data.modulation`), a dynamic channel at 200 kHz with sample-rate and carrier-frequency
-offset random walks, Rician K=4 multipath fading and AWGN at a correctly defined SNR
-(:mod:`amrlib.data.channel`), frames cut at random offsets past all filter transients, each frame
+Recipe (RML2016.10a's GNU Radio recipe, O'Shea and West 2016, with its known faults fixed; docs/METHOD.md,
+"Data"): 11 modulations at 8 samples/symbol (:mod:`amrlib.data.modulation`), a dynamic channel at 200 kHz
+with sample-rate and carrier-frequency offset random walks, Rician K=4 multipath fading and AWGN at a
+correctly defined SNR (:mod:`amrlib.data.channel`), frames cut at random offsets past all filter transients, each frame
 normalised to unit mean power per complex sample *after* the noise.
 
 Reproducibility: every (class, SNR) key draws from its own generators, derived from

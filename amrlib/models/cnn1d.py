@@ -1,4 +1,4 @@
-"""CNN1D (METHODS.md section 5): six residual stacks of 32 channels, bias-free convs, no BN.
+"""CNN1D (docs/METHOD.md, "Models"): six residual stacks of 32 channels, bias-free convs, no BN.
 
 Stack = 1x1 conv, two residual units (conv-ReLU-conv + skip, then ReLU), max-pool 2. Stack 1 works
 on the [N, 1, 2, L] IQ image with Conv2d kernels (2, 3) ('same' padding) and its 2x2 pool folds I/Q;

@@ -1,4 +1,4 @@
-"""VGG16, signal variant (METHODS.md section 5), described by an explicit width spec.
+"""VGG16, signal variant (docs/METHOD.md, "Models"), described by an explicit width spec.
 
 Five conv blocks [64,64] [128,128] [256x3] [512x3]... as in the reference: blocks 1-2 use 3x3 convs
 with padding 3 (the signal variant grows the 2-row IQ image), blocks 3-4 padding 1; each conv is

@@ -1,4 +1,4 @@
-"""Peer pruning methods (METHODS.md sections 2-4), all behind FCOS's interface.
+"""Peer pruning methods (described in docs/METHOD.md, "Peer methods"), all behind FCOS's interface.
 
 ``prune_<method>(model, train, val, target_macs_reduction, *, seed=0, finetune=None, **options)``
 returns a :class:`~amrlib.pruning.api.PruneResult`: a physically smaller copy of ``model`` (``.arch``

@@ -1,4 +1,4 @@
-"""Classic channel criteria (METHODS.md section 4) through Torch-Pruning 1.6.1.
+"""Classic channel criteria (docs/METHOD.md, "Peer methods") through Torch-Pruning 1.6.1.
 
 Scores are Torch-Pruning's *group* criteria over the coupled layers of each channel group (producer
 filters, their BatchNorm, consumers' input columns), with the frozen shortcut maps left out, averaged

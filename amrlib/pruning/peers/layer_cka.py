@@ -1,4 +1,4 @@
-"""Layer pruning for AMR by representation similarity (METHODS.md section 2; Lu et al., arXiv 2406.07929).
+"""Layer pruning for AMR by representation similarity (Lu et al., arXiv 2406.07929; docs/METHOD.md).
 
 1. Unit features: outputs of ``model.structure().blocks`` in forward order on ``batches`` random
    batches of ``train`` (hooks; flattened per frame).

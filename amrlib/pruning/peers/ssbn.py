@@ -1,4 +1,4 @@
-"""Structural-similarity + BN-gamma channel pruning for AMR (METHODS.md section 3; Chen et al., TCCN 2024).
+"""Structural-similarity + BN-gamma channel pruning for AMR (Chen et al., IEEE TCCN 2024; docs/METHOD.md).
 
 **Score (ours; the paper combines "redundancy" and "importance" without a formula we could reuse).**
 For a conv layer with output filters ``W_j`` (flattened) and BatchNorm scales ``gamma_j``:

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
+from .tracking_errors import unreachable
+
 OFFLINE_PREFIX = "offline-"
 OFFLINE_ID_TAG = "amr_prune.offline_id"
 PARENT_TAG = "mlflow.parentRunId"
@@ -245,7 +247,6 @@ def sync_pending(directory: str | os.PathLike, uri: str | None = None, log: Call
                  artifact_location: str | None = None) -> list[dict[str, Any]]:
     """Replay every pending outbox under ``directory`` (oldest first); stops at the first failure, keeping
     that file and the later ones (and the progress of the failed one) for the next attempt."""
-    from .tracking_client import unreachable
     done = []
     boxes = pending(directory)
     for i, box in enumerate(boxes):

@@ -18,36 +18,12 @@ import sys
 from typing import Any, Callable
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from .outbox import Outbox, is_offline_id
+from .tracking_errors import TrackingUnavailable, unreachable  # noqa: F401  (re-exported: tasks.tracking)
 
 #: tracking URI -> the outbox of the flow run in this process that lost that server (reset by :func:`setup`)
 _OFFLINE: dict[str, Outbox] = {}
-
-
-class TrackingUnavailable(RuntimeError):
-    """The MLflow tracking server cannot be reached; the message says what was kept and how to upload it."""
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) is a failed connection to the tracking server:
-    refused, timed out, name not resolved, or still failing after MLflow's retries."""
-    import requests
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, TrackingUnavailable):
-            return True
-        if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                          requests.exceptions.RetryError, ConnectionError, TimeoutError)):
-            return True
-        if isinstance(e, MlflowException) and re.search(r"API request to \S+ failed with (timeout )?exception",
-                                                        str(e)):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
 
 
 def _reason(exc: BaseException) -> str:

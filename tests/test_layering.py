@@ -1,0 +1,217 @@
+"""The layering, read from the source (``ast``; nothing is imported or executed):
+
+* ``amrlib`` is the pure library: it imports none of prefect, mlflow, dvc, tasks, flows, neither at the top
+  of a module nor inside a function;
+* ``tasks`` never imports ``flows`` (flows are built from tasks, not the other way round);
+* the modules inside ``tasks`` import each other without a cycle, counting imports inside functions too
+  (a function-level import hides a cycle from Python's start-up but not from a reader).
+
+The checks work on any tree of sources, so the tests also run them on small planted violations to show
+that they catch each kind.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("amrlib", "tasks", "flows")
+FORBIDDEN_IN_AMRLIB = ("prefect", "mlflow", "dvc", "tasks", "flows")
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def collect_modules(root: Path, packages=PACKAGES) -> dict[str, Path]:
+    """{dotted module name: file} for every .py file under the packages."""
+    mods = {}
+    for pkg in packages:
+        for f in sorted((root / pkg).rglob("*.py")):
+            mods[module_name(f, root)] = f
+    return mods
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
+    """Every module ``path`` imports, absolute and dotted, with its line, wherever the statement is (module
+    level, a function, a class, a try block). ``from X import y`` counts X, and X.y when that is a module;
+    ``importlib.import_module("X")`` with a literal name counts X."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_pkg = path.name == "__init__.py"
+    package = name if is_pkg else name.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".") if package else []
+                up = node.level - 1
+                if up >= len(base_parts):
+                    raise AssertionError(f"{path}:{node.lineno}: relative import beyond the top-level package")
+                base = ".".join(base_parts[:len(base_parts) - up])
+                target = ".".join(p for p in (base, node.module) if p)
+            else:
+                target = node.module or ""
+            if target:
+                found.append((target, node.lineno))
+            for alias in node.names:
+                sub = f"{target}.{alias.name}" if target else alias.name
+                if sub in known:
+                    found.append((sub, node.lineno))
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and (getattr(node.func, "attr", None) == "import_module"
+                   or getattr(node.func, "id", None) in ("import_module", "__import__"))):
+            found.append((node.args[0].value, node.lineno))
+    return found
+
+
+def _top(mod: str) -> str:
+    return mod.split(".")[0]
+
+
+def forbidden_imports(root: Path) -> list[str]:
+    """Layering violations: amrlib importing a forbidden package, tasks importing flows."""
+    mods = collect_modules(root)
+    known = set(mods)
+    bad = []
+    for name, path in mods.items():
+        rel = path.relative_to(root)
+        for target, line in imports_of(name, path, known):
+            if _top(name) == "amrlib" and _top(target) in FORBIDDEN_IN_AMRLIB:
+                bad.append(f"{rel}:{line}: amrlib imports {target}")
+            if _top(name) == "tasks" and _top(target) == "flows":
+                bad.append(f"{rel}:{line}: tasks imports {target}")
+    return bad
+
+
+def import_graph(root: Path, package: str = "tasks") -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports (function-level imports included)."""
+    mods = {n: p for n, p in collect_modules(root, (package,)).items()}
+    known = set(mods)
+    graph: dict[str, set[str]] = {n: set() for n in mods}
+    for name, path in mods.items():
+        for target, _ in imports_of(name, path, known):
+            if target in known and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+# ---- the repository ----------------------------------------------------------------------------------
+
+def test_every_package_is_parsed():
+    mods = collect_modules(ROOT)
+    for pkg in PACKAGES:
+        assert pkg in mods, f"{pkg}/__init__.py not found"
+    assert "tasks.outbox" in mods and "flows.cli" in mods and "amrlib.pruning.peers" in mods
+
+
+def test_amrlib_and_tasks_keep_their_layer():
+    bad = forbidden_imports(ROOT)
+    assert not bad, "layering violations:\n" + "\n".join(bad)
+
+
+def test_no_import_cycle_inside_tasks():
+    graph = import_graph(ROOT, "tasks")
+    assert graph["tasks.tracking"], "the graph lost the tasks-internal imports"
+    found = cycles(graph)
+    assert not found, "import cycles between tasks modules: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+# ---- the checks catch planted violations -------------------------------------------------------------
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for pkg in PACKAGES:
+        (tmp_path / pkg).mkdir(exist_ok=True)
+        (tmp_path / pkg / "__init__.py").touch()
+    for rel, text in files.items():
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("source", [
+    "import mlflow\n",
+    "def f():\n    from prefect import flow\n",
+    "def f():\n    import dvc.api\n",
+    "class C:\n    def m(self):\n        from tasks.config import load_config\n",
+    "try:\n    import flows.cli\nexcept ImportError:\n    pass\n",
+    "import importlib\nM = importlib.import_module('mlflow.tracking')\n",
+])
+def test_amrlib_violation_is_caught(tmp_path, source):
+    root = _tree(tmp_path, {"amrlib/data/__init__.py": "", "amrlib/data/x.py": source})
+    assert forbidden_imports(root), source
+
+
+@pytest.mark.parametrize("source", ["from flows.context import X\n", "def f():\n    import flows\n"])
+def test_tasks_importing_flows_is_caught(tmp_path, source):
+    root = _tree(tmp_path, {"tasks/x.py": source})
+    assert forbidden_imports(root), source
+
+
+def test_allowed_imports_pass(tmp_path):
+    root = _tree(tmp_path, {"amrlib/x.py": "import torch\nfrom .y import z\nimport prefectlike\n",
+                            "amrlib/y.py": "", "tasks/x.py": "import amrlib\nfrom amrlib.x import a\n",
+                            "flows/x.py": "import tasks.x\nimport prefect\n"})
+    assert forbidden_imports(root) == []
+
+
+@pytest.mark.parametrize("a_src, b_src", [
+    ("from .b import f\n", "def g():\n    from .a import h\n"),          # function-level, as outbox was
+    ("import tasks.b\n", "from tasks import a\n"),                        # absolute forms
+    ("from . import b\n", "from .c import x\n"),                          # through a third module
+])
+def test_tasks_cycle_is_caught(tmp_path, a_src, b_src):
+    root = _tree(tmp_path, {"tasks/a.py": a_src, "tasks/b.py": b_src, "tasks/c.py": "from .a import y\n"})
+    found = cycles(import_graph(root, "tasks"))
+    assert found and {"tasks.a", "tasks.b"} <= set(found[0])
+
+
+def test_no_cycle_without_one(tmp_path):
+    root = _tree(tmp_path, {"tasks/a.py": "from .b import f\n", "tasks/b.py": "from .c import g\n",
+                            "tasks/c.py": "import os\n"})
+    assert cycles(import_graph(root, "tasks")) == []

@@ -2,7 +2,8 @@
 
 Every cached stage has a **stage key**: a SHA-256 of its name, its JSON-able inputs (its configuration
 section, the upstream stages' results — which carry checkpoint md5s — and the data md5) and a code
-fingerprint (the sources the stage runs: :data:`CODE_DEPS`). The stage writes everything into
+fingerprint (the sources the stage runs: the roots in :data:`CODE_DEPS` and every amrlib module they
+import, directly or through other amrlib modules: :func:`code_files`). The stage writes everything into
 ``<runs>/<stage>/<key[:16]>/`` and last of all ``result.json``.
 
 Prefect caches the task under the same key (:class:`StageCache`), with the result record persisted as
@@ -13,6 +14,7 @@ that are gone.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -29,7 +31,8 @@ RESULT_FILE = "result.json"
 _COMMON = ("amrlib/models", "amrlib/measure.py", "amrlib/data/dataset.py", "amrlib/data/store.py",
            "amrlib/data/split.py", "amrlib/data/readers.py", "amrlib/data/readers_generic.py",
            "tasks/common.py", "tasks/cache.py")
-#: the code each stage's output depends on (directories: every .py below; globs allowed)
+#: the roots of the code each stage's output depends on (directories: every .py below; globs allowed);
+#: :func:`code_files` adds every amrlib module they import, so only what a stage calls directly is listed
 CODE_DEPS: dict[str, tuple[str, ...]] = {
     "pretrain": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
     "finetune": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
@@ -44,10 +47,7 @@ CODE_DEPS: dict[str, tuple[str, ...]] = {
 }
 
 
-def code_fingerprint(stage: str) -> str:
-    """SHA-256 of the sources ``stage`` depends on (:data:`CODE_DEPS`; all of amrlib/ and tasks/ for an
-    unknown stage): editing them invalidates that stage's cached results, editing anything else does not."""
-    deps = CODE_DEPS.get(stage, ("amrlib", "tasks"))
+def _root_files(deps: tuple[str, ...]) -> set[Path]:
     files: set[Path] = set()
     for dep in deps:
         p = ROOT / dep
@@ -57,8 +57,75 @@ def code_fingerprint(stage: str) -> str:
             files.update(p.rglob("*.py"))
         elif p.exists():
             files.add(p)
+    return files
+
+
+#: (file, mtime_ns, size) -> the dotted names its import statements name (parsed once per version of a file)
+_PARSED: dict[tuple[Path, int, int], frozenset[str]] = {}
+
+
+def imported_names(path: Path) -> frozenset[str]:
+    """Dotted names of what ``path`` imports, wherever the statement is (module level or inside a
+    function), relative imports resolved; ``from X import y`` gives X and X.y (y may be a submodule).
+    Read with ``ast``: nothing is imported."""
+    st = path.stat()
+    cached = _PARSED.get((path, st.st_mtime_ns, st.st_size))
+    if cached is not None:
+        return cached
+    rel = path.relative_to(ROOT).with_suffix("").parts
+    package = rel[:-1]                       # for a package's __init__.py, the package itself
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            if target:
+                names.add(target)
+            names.update(f"{target}.{alias.name}" if target else alias.name for alias in node.names)
+    found = frozenset(names)
+    _PARSED[(path, st.st_mtime_ns, st.st_size)] = found
+    return found
+
+
+def _amrlib_file(name: str) -> Path | None:
+    """The source file of the amrlib module ``name`` (``amrlib.x.y``), or None if it is not one."""
+    if name != "amrlib" and not name.startswith("amrlib."):
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def code_files(stage: str) -> list[Path]:
+    """The sources ``stage`` depends on: its roots (:data:`CODE_DEPS`; all of amrlib/ and tasks/ for an
+    unknown stage) and, transitively, every amrlib module they import. A package's ``__init__.py`` counts
+    when it is imported by name (``from amrlib.data import split``), not as the parent of a submodule."""
+    todo = list(_root_files(CODE_DEPS.get(stage, ("amrlib", "tasks"))))
+    files: set[Path] = set()
+    while todo:
+        f = todo.pop()
+        if f in files:
+            continue
+        files.add(f)
+        for name in imported_names(f):
+            dep = _amrlib_file(name)
+            if dep is not None and dep not in files:
+                todo.append(dep)
+    return sorted(files)
+
+
+def code_fingerprint(stage: str) -> str:
+    """SHA-256 of the sources ``stage`` depends on (:func:`code_files`): editing them invalidates that
+    stage's cached results, editing anything else does not."""
     h = hashlib.sha256()
-    for f in sorted(files):
+    for f in code_files(stage):
         h.update(str(f.relative_to(ROOT)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()

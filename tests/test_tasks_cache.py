@@ -51,3 +51,59 @@ def test_policy_drops_a_record_whose_output_is_gone(tmp_path):
 
     invalid = StageCache(stage="pretrain", still_valid=lambda result: False)   # e.g. a deleted model version
     assert invalid.compute_key(None, inputs, {}) == key and not record.exists()
+
+
+def _roots(deps):
+    """The files CODE_DEPS names (directories: every .py below; globs), computed here independently."""
+    from tasks.cache import ROOT
+    files = set()
+    for dep in deps:
+        p = ROOT / dep
+        files.update(ROOT.glob(dep) if "*" in dep else p.rglob("*.py") if p.is_dir() else [p] if p.exists() else [])
+    return files
+
+
+def test_code_fingerprint_covers_every_amrlib_module_the_roots_import():
+    """Every amrlib module a stage's listed sources import, directly or through other amrlib modules (also
+    from inside functions), is part of the stage's fingerprint: editing it invalidates the cached stage."""
+    from test_layering import collect_modules, imports_of
+
+    from tasks.cache import CODE_DEPS, ROOT, code_files
+    mods = collect_modules(ROOT, ("amrlib", "tasks"))
+    name_of = {f.resolve(): n for n, f in mods.items()}
+    known = set(mods)
+    for stage, deps in CODE_DEPS.items():
+        todo = [name_of[f.resolve()] for f in _roots(deps)]
+        needed: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            todo += [t for t, _ in imports_of(name, mods[name], known) if t in known and t.split(".")[0] == "amrlib"]
+        covered = {name_of[f.resolve()] for f in code_files(stage)}
+        missing = sorted(needed - covered)
+        assert not missing, f"stage {stage}: imported amrlib modules outside its code fingerprint: {missing}"
+    pretrain = {name_of[f.resolve()] for f in code_files("pretrain")}
+    assert {"amrlib.data.readers_rml", "amrlib.data.safe_pickle"} <= pretrain      # what readers.py imports
+
+
+def test_code_fingerprint_follows_imports(tmp_path, monkeypatch):
+    import tasks.cache as cache
+    files = {"amrlib/data/readers.py": "from .readers_rml import read\n\ndef f():\n    from amrlib.data import late\n",
+             "amrlib/data/__init__.py": "", "amrlib/data/readers_rml.py": "from . import safe_pickle\n",
+             "amrlib/data/safe_pickle.py": "x = 1\n", "amrlib/data/late.py": "y = 1\n",
+             "amrlib/data/unused.py": "z = 1\n"}
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.setattr(cache, "ROOT", tmp_path)
+    monkeypatch.setattr(cache, "CODE_DEPS", {"s": ("amrlib/data/readers.py",)})
+    assert {p.relative_to(tmp_path).as_posix() for p in cache.code_files("s")} == {
+        "amrlib/data/readers.py", "amrlib/data/__init__.py", "amrlib/data/readers_rml.py",
+        "amrlib/data/safe_pickle.py", "amrlib/data/late.py"}
+    before = cache.code_fingerprint("s")
+    (tmp_path / "amrlib/data/unused.py").write_text("z = 2\n")
+    assert cache.code_fingerprint("s") == before
+    (tmp_path / "amrlib/data/safe_pickle.py").write_text("x = 2  # a changed file of another size\n")
+    assert cache.code_fingerprint("s") != before

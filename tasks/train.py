@@ -107,7 +107,7 @@ def interim_finetune(settings: dict, pruned: dict, teacher: dict | None, data: d
                      tracking: dict | None) -> dict:
     """FCOS's short recovery between the channel stage and LaCD (``lacd.interim_epochs``: the finetune
     recipe with that many epochs), so LaCD's probes diagnose a network that works again instead of one still
-    broken by the channel cut (without it LaCD over-removes; see README's FCOS benchmark)."""
+    broken by the channel cut (without it LaCD over-removes; docs/BENCHMARKS.md, protocol v1)."""
     lineage = dict(pruned.get("pruning") or {"method": pruned.get("method", "fcos")})
     lineage["options"] = {**lineage.get("options", {}), "interim_epochs": int(settings["epochs"])}
     return _tune("interim_finetune", settings, pruned, teacher, data, split, runs, tracking, lineage)

@@ -18,7 +18,8 @@ def test_reference_recipe_fills_what_is_left_out_and_keeps_what_is_given(tmp_pat
     TrainConfig(**{k: v for k, v in kwargs.items() if k not in ("kd_alpha", "kd_temperature")}).validate()
     given = load_config(cfg_file, {"pretrain": {"recipe": "reference", "epochs": 3}})
     assert given.pretrain.epochs == 3                  # an explicit setting wins over the recipe
-    assert given.pretrain.l1 == 0.0                    # the shipped file sets l1: 0.0 explicitly
+    assert given.pretrain.l1 == 1e-4                   # not written in the shipped file: the recipe fills it
+    assert given.pretrain.lr == 1e-3 and given.pretrain.batch_size == 128
 
 
 def test_new_fusion_and_collapse_settings_reach_the_stages():

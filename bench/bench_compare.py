@@ -147,13 +147,16 @@ def _order(job, a):
     aim's criteria, paired), then the controls and ablations there one method at a time, then the other
     targets, then the rest."""
     model, method, target, seed = job
-    if method in HEADLINE or method == RETRAIN:
+    calibration = target not in a.targets and method in CALIBRATION["methods"] and target in CALIBRATION["targets"]
+    if calibration:                                 # after the first controls: is the setting calibrated?
+        tier, rank = 1, SECOND.index(SCRATCH) + 0.5
+    elif method in HEADLINE or method == RETRAIN:
         tier, rank = 0, 0
     elif method in SECOND:
         tier, rank = 1, SECOND.index(method)
     else:
         tier, rank = 2, 0
-    if method != RETRAIN and (target < 0.9 or target not in a.targets):
+    if not calibration and method != RETRAIN and (target < 0.9 or target not in a.targets):
         tier += 3
     return (tier, rank, -target if tier == 0 else 0, a.seeds.index(seed), -target, method)
 

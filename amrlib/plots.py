@@ -125,5 +125,9 @@ def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
     _plain_log_ticks(ax.xaxis)
     ax.set(xlabel="MACs (millions, log scale)", ylabel="test accuracy", title=title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    if len(ax.get_legend_handles_labels()[1]) > 6:     # many methods: the legend goes beside the chart
+        fig.set_size_inches(9.5, 4.5)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     return _save(fig, path)

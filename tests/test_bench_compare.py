@@ -1,26 +1,10 @@
 """The comparison benchmark (protocol v2) at a tiny size: paired seeds share parents, a re-run resumes,
 bad arguments are refused before any training."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-
-def _bench(tmp, *args, ok=True):
-    env = {**os.environ, "AMR_BENCH_DIR": str(tmp), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_compare.py"), *args], env=env,
-                         capture_output=True, text=True, timeout=900)
-    if ok:
-        assert out.returncode == 0, out.stderr[-3000:]
-    return out
-
-
-def _results(tmp, tag):
-    return json.loads((tmp / "results" / f"compare_{tag}.json").read_text())
+from helpers.bench_compare_run import results as _results, run_bench as _bench
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 """The comparison on a user's dataset file (--data, also through `amr-prune compare`), logged to MLflow."""
-import json
 import os
 import subprocess
 import sys
@@ -7,20 +6,8 @@ import sys
 import pytest
 
 from conftest import ROOT
+from helpers.bench_compare_run import results as _results, run_bench as _bench
 from helpers.rml_pickle import py2_pickle_protocol0, rml2016_dict
-
-
-def _bench(tmp, *args, ok=True):
-    env = {**os.environ, "AMR_BENCH_DIR": str(tmp), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_compare.py"), *args], env=env,
-                         capture_output=True, text=True, timeout=900)
-    if ok:
-        assert out.returncode == 0, out.stderr[-3000:]
-    return out
-
-
-def _results(tmp, tag):
-    return json.loads((tmp / "results" / f"compare_{tag}.json").read_text())
 
 
 @pytest.mark.slow

@@ -4,21 +4,14 @@ import torch
 
 from amrlib.models import build_model
 from amrlib.pruning import channel_stage
-from amrlib.train import fit
+from helpers.tiny_models import one_epoch_models
 from helpers.widen import widen
 from conftest import toy_dataset
 
 
 @pytest.fixture(scope="module")
 def trained():
-    ds = toy_dataset(n=400)
-    out = {}
-    for name in ("resnet20", "cnn1d"):
-        torch.manual_seed(0)
-        m = build_model(name, 3, 128)
-        fit(m, ds.subset(range(300)), ds.subset(range(300, 400)), epochs=1, batch_size=50, progress=False)
-        out[name] = m.eval()
-    return out
+    return one_epoch_models(("resnet20", "cnn1d"), toy_dataset(n=400))
 
 
 def _widen_all(model, groups, copies=3):

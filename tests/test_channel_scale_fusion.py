@@ -2,23 +2,15 @@
 import pytest
 import torch
 
-from amrlib.models import build_model
 from amrlib.pruning import channel_stage, rebuild
-from amrlib.train import fit
 from conftest import toy_dataset
+from helpers.tiny_models import one_epoch_models
 from helpers.widen import widen
 
 
 @pytest.fixture(scope="module")
 def trained():
-    ds = toy_dataset(n=400)
-    out = {}
-    for name in ("resnet20", "cnn1d"):
-        torch.manual_seed(0)
-        m = build_model(name, 3, 128)
-        fit(m, ds.subset(range(300)), ds.subset(range(300, 400)), epochs=1, batch_size=50, progress=False)
-        out[name] = m.eval()
-    return out
+    return one_epoch_models(("resnet20", "cnn1d"), toy_dataset(n=400))
 
 
 # internal channels, residual streams (every producer and reader of the stream) and the classifier's inputs

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from amrlib.models import build_model
 from amrlib.pruning import PruningError, diagnose_collapse, lacd
 from amrlib.pruning.probes import probe_blocks
 from conftest import toy_dataset
+from helpers.tiny_models import one_epoch_models
 
 
 def _rec(name, point, replicates, removable=True):
@@ -41,12 +41,8 @@ def test_confident_rule_needs_replicates_and_a_sane_level():
 
 @pytest.fixture(scope="module")
 def trained():
-    from amrlib.train import fit
     ds = toy_dataset(n=500)
-    torch.manual_seed(0)
-    m = build_model("resnet20", 3, 128)
-    fit(m, ds.subset(range(300)), ds.subset(range(300, 400)), epochs=1, batch_size=50, progress=False)
-    return m.eval(), ds
+    return one_epoch_models(("resnet20",), ds)["resnet20"], ds
 
 
 def test_replicates_are_deterministic_and_a_zeroed_block_is_still_removed(trained):

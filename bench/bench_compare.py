@@ -253,9 +253,16 @@ def main(argv=None):
     parents = {}
     for model, seed, net in _run_all([(m, s) for s in a.seeds for m in a.models], _parent_job, a):
         parents[(model, seed)] = net
-        if (seed, model, PARENT, 0.0) not in done:
-            test = split_for(a, seed, ds)[2]
-            ev = evaluate(net, test)
+        test = split_for(a, seed, ds)[2]
+        ev = evaluate(net, test)
+        known = done.get((seed, model, PARENT, 0.0))
+        if known is not None and abs(known["accuracy"] - ev["accuracy"]) > 1e-9:
+            # the journal's rows were pruned from another parent (its checkpoint was lost and the one trained
+            # again differs): resuming would pair them with the wrong network
+            raise SystemExit(f"the {model} parent of seed {seed} ({parent_path(a, model, seed)}) scores "
+                             f"{ev['accuracy']:.4f}, the journal's rows were pruned from one scoring "
+                             f"{known['accuracy']:.4f}: move {journal} away to start over")
+        if known is None:
             prov = json.loads(parent_path(a, model, seed).with_suffix(".json").read_text())
             record({"seed": seed, "model": model, "method": PARENT, "target": 0.0, "accuracy": ev["accuracy"],
                     "high_snr_accuracy": ev["high_snr_accuracy"], "per_snr": ev["per_snr"], "stop": prov,

@@ -7,6 +7,7 @@ marked with a star; only those are rankings.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 
 from amrlib.stats import paired_difference, t_interval
@@ -192,6 +193,12 @@ def write_report(a, settings, done, parent_key, combos):
     return results
 
 
+def metric_name(*parts) -> str:
+    """An MLflow metric key from a row's parts: MLflow refuses characters such as the '+' of
+    'parent+finetune', which become '_' (the method's own name stays in the child run's params)."""
+    return re.sub(r"[^\w\-. :/]", "_", ".".join(str(p) for p in parts))
+
+
 def log_mlflow(results, files, uri):
     """One parent run (settings, tables, plots) with a child run per (seed, model, method, target) row."""
     from mlflow.tracking import MlflowClient
@@ -209,7 +216,8 @@ def log_mlflow(results, files, uri):
         for c in block["cells"]:
             for k in ("vs_parent", "vs_fcos"):
                 if c[k]:
-                    client.log_metric(parent, f"{model}.{c['method']}.{round(c['target'] * 1000)}.{k}", c[k]["mean"])
+                    client.log_metric(parent, metric_name(model, c["method"], round(c["target"] * 1000), k),
+                                      c[k]["mean"])
         for r in block["rows"]:
             child = client.create_run(exp_id, run_name=f"s{r['seed']}-{model}-{r['method']}-{r['target']:.1%}",
                                       tags={"mlflow.parentRunId": parent}).info.run_id

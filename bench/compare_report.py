@@ -13,6 +13,7 @@ import statistics
 from amrlib.stats import paired_difference, t_interval
 from common import RESULTS, ROOT, write_json
 from compare_methods import PUBLISHED, RETRAIN
+from compare_removals import removal_cost, removal_table
 
 
 def _cells(done, parent_key, model, seeds, combos):
@@ -176,8 +177,10 @@ def write_report(a, settings, done, parent_key, combos):
     for model in a.models:
         summary = summarise(done, parent_key, model, a.seeds, combos)
         rows = [r for k, r in done.items() if k[1] == model]
-        results["models"][model] = {**summary, "rows": rows}
+        cost = removal_cost(done, parent_key, model)
+        results["models"][model] = {**summary, "removal_cost": cost, "rows": rows}
         md.append(tables(summary, model, a.seeds, combos))
+        md.append(removal_table(cost, model))
         md.append(latency_table(done, parent_key, model, a.seeds[0], combos))
         files += plots(summary, done, parent_key, model, a.seeds, a.tag, combos)
     files.append(write_json(f"compare_{a.tag}.json", results))

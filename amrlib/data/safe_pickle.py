@@ -6,21 +6,29 @@ running the file's author's code. The RML2016 pickles only ever need NumPy's arr
 *before* it is called: a forbidden global raises :class:`~amrlib.data.dataset.DatasetError`
 naming the file and the global, and nothing from the file has run.
 
-Admitted globals (``module.name``):
+Admitted globals (``module.name``), each resolved to a checking stand-in, never to the real callable:
 
-* ``numpy.core.multiarray._reconstruct`` / ``numpy._core.multiarray._reconstruct`` (array skeleton),
-* ``numpy.ndarray``, ``numpy.dtype`` (array type and its dtype, rebuilt through ``__setstate__``),
-* ``numpy.core.multiarray.scalar`` / ``numpy._core.multiarray.scalar`` (NumPy scalars, e.g. an SNR
-  stored as ``np.int64``),
+* ``numpy.core.multiarray._reconstruct`` / ``numpy._core.multiarray._reconstruct``: the array skeleton,
+  only as ``_reconstruct(numpy.ndarray, shape, typecode)``; its ``__setstate__`` takes the data as a byte
+  string whose length must equal shape x itemsize (object arrays, whose data is a list, are refused),
+* ``numpy.ndarray``: only as that argument; calling it (it allocates from its shape) is refused,
+* ``numpy.dtype``: plain numeric, bytes and str dtypes (kinds ``biufcSU``); structured, sub-array and
+  object dtypes are refused, and so is a pickled state whose flags or sizes differ from the real dtype's
+  (NumPy trusts pickled flags: a float64 marked "holds objects" would be read as pointers),
+* ``numpy.core.multiarray.scalar`` / ``numpy._core.multiarray.scalar`` (NumPy scalars such as an SNR
+  stored as ``np.int64``), with data of exactly the dtype's size,
 * ``_codecs.encode`` / ``codecs.encode`` restricted to the latin-1 codec: Python 3 writes bytes this way
   in protocol-2 pickles, so a file re-saved by Python 3 keeps loading,
-* data-only builtins ``set``, ``frozenset``, ``complex``, ``bytes``, ``bytearray`` (both the Python 2
-  ``__builtin__`` and Python 3 ``builtins`` spellings).
+* ``set``, ``frozenset`` (of a list or tuple), ``complex`` (of numbers), ``bytes``, ``bytearray`` (empty,
+  or of a byte/latin-1 string, never of an integer: ``bytearray(3 * 2**30)`` allocates 3 GB from 5 bytes),
+  in both the Python 2 ``__builtin__`` and Python 3 ``builtins`` spellings.
 
-Dicts, tuples, lists, strings and ints need no globals (they are opcodes). Old-numpy names are resolved
-to the installed NumPy directly, so no ``numpy.core`` deprecation shim is imported.
-Limits: an allowed constructor can still be asked for a huge array (memory exhaustion), so only load
-files whose size you accept; object-dtype arrays are rejected by the readers' validation.
+Dicts, tuples, lists, strings and ints need no globals (they are opcodes). Memory: everything the
+stand-ins allocate (array skeletons and data, encoded and copied strings) is charged to a budget of
+3 x the file's size + 1 MiB (a pickle's arrays are made of the file's own bytes, at most twice over for
+Python 3 protocol-2 files); a file that asks for more is refused before the allocation
+(:class:`RefusedAllocationError`). Old-numpy names are resolved to the installed NumPy directly, so no
+``numpy.core`` deprecation shim is imported. The arrays returned are plain ``numpy.ndarray``.
 """
 from __future__ import annotations
 
@@ -31,41 +39,23 @@ import pickle
 import struct
 from typing import Any, BinaryIO
 
-import numpy as np
-
 from .dataset import DatasetError
+from .limits import human, memory_bound, require_file
+from .pickle_guards import Budget, RefusedAllocationError, plain, stand_ins
 
-try:  # NumPy >= 2
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+__all__ = ["safe_load", "safe_loads", "RestrictedUnpickler", "ForbiddenGlobalError", "RefusedAllocationError",
+           "ALLOWED_GLOBALS"]
 
-_LATIN1 = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"}
-
-
-def _latin1_encode(obj: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-    """Stand-in for ``_codecs.encode`` that only performs the latin-1 round trip pickles use."""
-    if not isinstance(obj, str) or str(encoding).lower() not in _LATIN1 or errors != "strict":
-        raise pickle.UnpicklingError(f"_codecs.encode only admitted as encode(str, 'latin1'), "
-                                     f"got encoding={encoding!r}")
-    return obj.encode("latin1")
+#: budget = BUDGET_FACTOR x file size + BUDGET_SLACK bytes
+BUDGET_FACTOR, BUDGET_SLACK = 3, 2**20
 
 
-_ALLOWED: dict[tuple[str, str], Any] = {}
-for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_mod, "_reconstruct")] = _multiarray._reconstruct
-    _ALLOWED[(_mod, "scalar")] = _multiarray.scalar
-_ALLOWED[("numpy", "ndarray")] = np.ndarray
-_ALLOWED[("numpy", "dtype")] = np.dtype
-for _mod in ("_codecs", "codecs"):
-    _ALLOWED[(_mod, "encode")] = _latin1_encode
-for _mod in ("builtins", "__builtin__"):
-    for _name, _obj in (("set", set), ("frozenset", frozenset), ("complex", complex),
-                        ("bytes", bytes), ("bytearray", bytearray)):
-        _ALLOWED[(_mod, _name)] = _obj
+class ForbiddenGlobalError(DatasetError):
+    """The pickle references a global outside the allowlist (nothing was executed)."""
+
 
 #: The ``module.name`` globals a dataset pickle may reference.
-ALLOWED_GLOBALS: frozenset[str] = frozenset(f"{m}.{n}" for m, n in _ALLOWED)
+ALLOWED_GLOBALS: frozenset[str] = frozenset(f"{m}.{n}" for m, n in stand_ins(Budget("", 0, "")))
 
 
 def _py3_alias(module: str, name: str) -> str:
@@ -75,28 +65,42 @@ def _py3_alias(module: str, name: str) -> str:
     return f" (Python 3: {mod3}.{name3})" if (mod3, name3) != (module, name) else ""
 
 
-class ForbiddenGlobalError(DatasetError):
-    """The pickle references a global outside the allowlist (nothing was executed)."""
-
-
 class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose ``find_class`` only resolves :data:`ALLOWED_GLOBALS`.
+    """``pickle.Unpickler`` whose ``find_class`` only resolves :data:`ALLOWED_GLOBALS` (to checking
+    stand-ins). ``where`` names the file in error messages; ``max_bytes`` is the allocation budget
+    (default: 3 x the file's size + 1 MiB when it has one, else the loader's memory bound).
+    Persistent ids are refused (the base class raises)."""
 
-    ``where`` names the file in error messages. Persistent ids are refused (the base class raises).
-    """
-
-    def __init__(self, file: BinaryIO, *, where: str = "<pickle>", encoding: str = "latin1"):
+    def __init__(self, file: BinaryIO, *, where: str = "<pickle>", encoding: str = "latin1",
+                 max_bytes: int | None = None):
         super().__init__(file, encoding=encoding, errors="strict")
         self.where = where
+        size = _size_of(file)
+        if max_bytes is None:
+            max_bytes = BUDGET_FACTOR * size + BUDGET_SLACK if size is not None else memory_bound()[0]
+        self.budget = Budget(where, max_bytes, human(size) if size is not None else "unknown size")
+        self._globals = stand_ins(self.budget)
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
         try:
-            return _ALLOWED[(module, name)]
+            return self._globals[(module, name)]
         except KeyError:
             raise ForbiddenGlobalError(
                 f"{self.where}: refusing to unpickle forbidden global '{module}.{name}'{_py3_alias(module, name)} "
                 f"(only NumPy array reconstruction is allowed; nothing from the file was executed)"
             ) from None
+
+    def load(self) -> Any:
+        return plain(super().load(), {})
+
+
+def _size_of(fh: Any) -> int | None:
+    if isinstance(fh, io.BytesIO):
+        return len(fh.getbuffer())
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def safe_loads(data: bytes, *, where: str = "<bytes>", encoding: str = "latin1") -> Any:
@@ -105,30 +109,35 @@ def safe_loads(data: bytes, *, where: str = "<bytes>", encoding: str = "latin1")
 
 
 def safe_load(file: str | os.PathLike | BinaryIO, *, where: str | None = None,
-              encoding: str = "latin1") -> Any:
+              encoding: str = "latin1", max_bytes: int | None = None) -> Any:
     """Load a pickle (path or binary file object) admitting only the allowlisted globals.
 
     ``encoding='latin1'`` decodes Python 2 ``str`` (keys and raw array buffers) the way NumPy expects.
-    Raises :class:`DatasetError` naming the file when it is missing, references a forbidden global,
-    or is truncated / corrupt.
+    Raises :class:`DatasetError` naming the file when it is missing or a directory, references a
+    forbidden global, asks for more memory than its size allows, or is truncated / corrupt.
     """
     if isinstance(file, (str, os.PathLike)):
         path = os.fspath(file)
         where = where or path
         try:
+            require_file(path)
             fh = open(path, "rb")
+        except DatasetError as exc:
+            raise DatasetError(f"cannot open pickle: {exc}") from None
         except OSError as exc:
             raise DatasetError(f"{where}: cannot open pickle ({exc.strerror or exc})") from exc
         with fh:
-            return _load(fh, where, encoding)
-    return _load(file, where or getattr(file, "name", "<pickle>"), encoding)
+            return _load(fh, where, encoding, max_bytes)
+    return _load(file, where or getattr(file, "name", "<pickle>"), encoding, max_bytes)
 
 
-def _load(fh: BinaryIO, where: str, encoding: str) -> Any:
+def _load(fh: BinaryIO, where: str, encoding: str, max_bytes: int | None) -> Any:
     try:
-        return RestrictedUnpickler(fh, where=where, encoding=encoding).load()
+        return RestrictedUnpickler(fh, where=where, encoding=encoding, max_bytes=max_bytes).load()
     except DatasetError:
         raise
+    except RecursionError:
+        raise DatasetError(f"{where}: refusing to unpickle: nested too deeply") from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, struct.error, UnicodeDecodeError, OverflowError) as exc:
+            AttributeError, struct.error, UnicodeDecodeError, OverflowError, MemoryError) as exc:
         raise DatasetError(f"{where}: truncated or corrupt pickle ({type(exc).__name__}: {exc})") from exc

@@ -6,35 +6,20 @@ string) keeps loading. Process-level: ``python -m flows data info FILE`` on each
 from ``os.wait4``."""
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from amrlib.data.dataset import DatasetError
 from amrlib.data.safe_pickle import RefusedAllocationError, RestrictedUnpickler, safe_loads
+from helpers.cli_process import data_info as cli_info
 from helpers.rml_pickle import py2_pickle_protocol0, rml2016_dict
 
-ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
 #: ``{('BPSK', 0): bytearray(1.5 GiB)}`` at protocol 2: 59 bytes.
 BYTEARRAY_BOMB = (b"\x80\x02}q\x00X\x04\x00\x00\x00BPSKq\x01K\x00\x86q\x02c__builtin__\nbytearray\nq\x03"
                   b"J\x00\x00\x00\x60\x85q\x04Rq\x05s.")
-
-
-def cli_info(path: Path, cwd: Path) -> tuple[int, str, int]:
-    """(exit code, output, peak RSS in bytes) of ``python -m flows data info PATH --no-md5``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows", "data", "info", str(path), "--no-md5"], cwd=cwd,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read().decode("utf-8", "replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out, usage.ru_maxrss * 1024
 
 
 def _reconstruct_pickle(shape: tuple[int, ...]) -> bytes:

@@ -17,6 +17,7 @@ from .dataset import DatasetError
 MAX_LOAD_ENV = "AMRLIB_MAX_LOAD_BYTES"
 #: Share of the available memory one load may take when the variable is not set.
 AVAILABLE_SHARE = 0.5
+_DATA_EXT = (".pkl", ".pickle", ".dat", ".h5", ".hdf5", ".hdf", ".he5", ".npz")
 _SUFFIX = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -26,8 +27,13 @@ def require_file(path: str | os.PathLike) -> str:
     if os.path.isfile(path):
         return path
     if os.path.isdir(path):
-        raise DatasetError(f"{path}: is a directory, not a dataset file (give the file inside it, "
-                           f"e.g. {os.path.join(path, 'RML2016.10a_dict.pkl')})")
+        try:
+            inside = sorted(n for n in os.listdir(path) if n.lower().endswith(_DATA_EXT))
+        except OSError:
+            inside = []
+        hint = (f"; dataset files in it: {', '.join(inside[:3])}" + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
+                if inside else "")
+        raise DatasetError(f"{path}: is a directory, not a dataset file (give the file itself){hint}")
     if os.path.exists(path):
         raise DatasetError(f"{path}: not a regular file (a pipe, socket or device cannot be a dataset)")
     if os.path.islink(path):

@@ -22,6 +22,8 @@ import h5py
 import numpy as np
 
 from .dataset import DatasetError, LazyIQ, SignalDataset
+from .h5_boundary import check_local
+from .limits import require_file
 from .readers_generic import default_chunk_rows, open_h5, read_generic
 from .readers_rml import (RML2016_10A_CLASSES, RML2016_10B_CLASSES, RML2018_CLASSES, read_rml2016,
                           read_rml2018)
@@ -41,9 +43,7 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 def detect_format(path: str | os.PathLike) -> str:
     """Return one of :data:`FORMATS` for ``path`` from its extension and, for HDF5, its content."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DatasetError(f"{path}: no such file")
+    path = require_file(path)
     lower = path.lower()
     if lower.endswith(_PICKLE_EXT):
         return "rml2016"
@@ -60,6 +60,7 @@ def detect_format(path: str | os.PathLike) -> str:
         try:
             if is_own_format(f):
                 return FORMAT_NAME
+            check_local(f, ("X", "Y", "Z"), path)
             if all(isinstance(f.get(k), h5py.Dataset) for k in ("X", "Y", "Z")):
                 x, y = f["X"], f["Y"]
                 if y.ndim == 2 and y.shape[1] == len(RML2018_CLASSES) and x.ndim == 3 and x.shape[1:] == (1024, 2):

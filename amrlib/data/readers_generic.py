@@ -22,6 +22,9 @@ import h5py
 import numpy as np
 
 from .dataset import DatasetError, LazyIQ, SignalDataset
+from .h5_boundary import check_local, local_dataset
+from .limits import require_file
+from .npz_boundary import check_npz
 
 #: Target bytes per bounded read of frames (LazyIQ chunk) and of label rows.
 CHUNK_BYTES = 32 * 2**20
@@ -57,7 +60,7 @@ class H5Opener:
 
     def __call__(self):
         try:
-            return h5py.File(self.path, "r")[self.key]
+            return local_dataset(h5py.File(self.path, "r"), self.key, self.path)
         except (OSError, KeyError) as exc:
             raise DatasetError(f"{self.path}: cannot reopen dataset '{self.key}' ({exc})") from exc
 
@@ -72,8 +75,7 @@ def default_chunk_rows(frame_length: int) -> int:
 
 def open_h5(path: str) -> h5py.File:
     """Open an HDF5 file read-only, turning h5py's OSError (missing, truncated, not HDF5) into DatasetError."""
-    if not os.path.exists(path):
-        raise DatasetError(f"{path}: no such file")
+    require_file(path)
     try:
         return h5py.File(path, "r")
     except OSError as exc:
@@ -209,17 +211,21 @@ def resolve_classes(explicit: Sequence[str] | None, stored: list[str] | None, wi
 
 def read_generic(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "Y", z_key: str = "Z",
                  classes: Sequence[str] | None = None, layout: str | None = None,
-                 chunk_rows: int | None = None, fmt: str = "generic") -> SignalDataset:
+                 chunk_rows: int | None = None, fmt: str = "generic", max_bytes: int | None = None) -> SignalDataset:
     """Read a generic X/Y/Z HDF5 (lazy) or NPZ (in memory) file into a :class:`SignalDataset`.
 
     ``layout`` forces ``'ncl'`` or ``'nlc'`` for real frames (needed when L == 2). Frames are not
     scanned for NaN/Inf here; :func:`amrlib.data.readers.validate` does that in bounded chunks.
+    NPZ members are measured before they are inflated (:func:`amrlib.data.npz_boundary.check_npz`;
+    ``max_bytes`` overrides its bound); HDF5 datasets stored outside the file are refused
+    (:mod:`amrlib.data.h5_boundary`).
     """
     path = os.fspath(path)
     if path.lower().endswith(".npz"):
-        return _read_npz(path, x_key, y_key, z_key, classes, layout, fmt)
+        return _read_npz(path, x_key, y_key, z_key, classes, layout, fmt, max_bytes)
     with open_h5(path) as f:
         try:
+            check_local(f, [x_key, y_key, z_key, "classes"], path)
             require_keys(f, [x_key, y_key, z_key], path)
             x = f[x_key]
             if not isinstance(x, h5py.Dataset):
@@ -243,9 +249,10 @@ def read_generic(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "Y",
     return SignalDataset(iq, labels, snrs, names, {"source": path, "format": fmt, "x_layout": kind})
 
 
-def _read_npz(path: str, x_key: str, y_key: str, z_key: str, classes, layout, fmt: str) -> SignalDataset:
-    if not os.path.exists(path):
-        raise DatasetError(f"{path}: no such file")
+def _read_npz(path: str, x_key: str, y_key: str, z_key: str, classes, layout, fmt: str,
+              max_bytes: int | None) -> SignalDataset:
+    require_file(path)
+    check_npz(path, [x_key, y_key, z_key, "classes"], max_bytes)
     try:
         with np.load(path, allow_pickle=False) as npz:
             require_keys({k: None for k in npz.files}, [x_key, y_key, z_key], path)

@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 
 from .dataset import DatasetError, LazyIQ, SignalDataset, check_frames
+from .h5_boundary import check_local
+from .limits import require_file
 from .readers_generic import (H5Opener, default_chunk_rows, labels_from_y, nlc_to_ncl, open_h5,
                               require_keys, snrs_from_z)
 from .safe_pickle import safe_load
@@ -51,9 +53,7 @@ def read_rml2016(path: str | os.PathLike) -> SignalDataset:
     when the class set matches neither. Checks: (str, int) keys, arrays ``[k, 2, L]`` with ``k > 0``,
     one common L, real floating dtype, finite samples.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DatasetError(f"{path}: no such file")
+    path = require_file(path)
     data = safe_load(path)
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a dict {{(modulation, snr): frames}}, got {type(data).__name__}")
@@ -114,6 +114,7 @@ def read_rml2018(path: str | os.PathLike, *, classes: Sequence[str] | None = Non
     names = list(classes) if classes is not None else list(RML2018_CLASSES)
     with open_h5(path) as f:
         try:
+            check_local(f, ["X", "Y", "Z"], path)
             require_keys(f, ["X", "Y", "Z"], path)
             x, y, z = f["X"], f["Y"], f["Z"]
             for key, ds in (("X", x), ("Y", y), ("Z", z)):

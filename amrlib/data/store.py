@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 
 from .dataset import DatasetError, LazyIQ, SignalDataset
+from .h5_boundary import check_local
 from .readers_generic import H5Opener, default_chunk_rows, ncl_to_ncl, open_h5, require_keys
 
 FORMAT_NAME = "amr-prune"
@@ -127,6 +128,7 @@ def read_own(path: str | os.PathLike, *, chunk_rows: int | None = None) -> Signa
             if version != FORMAT_VERSION:
                 raise DatasetError(f"{path}: unsupported amr-prune format_version {version} "
                                    f"(this code reads {FORMAT_VERSION})")
+            check_local(f, ["iq", "labels", "snrs"], path)
             require_keys(f, ["iq", "labels", "snrs"], path)
             iq = f["iq"]
             if iq.ndim != 3 or iq.shape[1] != 2 or iq.dtype != np.float32:

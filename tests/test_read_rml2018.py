@@ -136,14 +136,13 @@ def test_errors_name_file_and_problem(tmp_path, mutate, match):
     assert "bad.hdf5" in str(info.value)
 
 
-def test_nan_found_only_when_scanning(tmp_path):
+def test_nan_found_by_the_default_scan(tmp_path):
     def nan(a):
         a["X"][100, 7, 1] = np.nan
     path, *_ = write_rml2018(tmp_path / "nan.hdf5", mutate=nan)
-    ds = load_dataset(path)                              # default: no full scan of the 21 GB file
-    assert len(ds) == N
+    assert len(load_dataset(path, scan=False)) == N      # only for a file already scanned
     with pytest.raises(DatasetError, match=r"nan.hdf5: non-finite samples \(NaN/Inf\) in frame 100"):
-        load_dataset(path, scan=True)
+        load_dataset(path)                               # default: streamed scan (#19)
 
 
 def test_truncated_file(gold, tmp_path):

@@ -118,8 +118,10 @@ def load_dataset(path: str | os.PathLike, *, format: str | None = None, scan: bo
     """Read any supported dataset file into a :class:`SignalDataset` (lazy for HDF5).
 
     ``format``: force one of :data:`FORMATS` instead of detecting it. ``scan``: scan every frame for
-    NaN/Inf in bounded chunks via :func:`validate`; default True except for ``rml2018`` (21 GB; pass
-    ``scan=True`` to scan it anyway). RML2016 frames are always checked while loading.
+    NaN/Inf via :func:`validate`, streamed in bounded chunks (about 32 MiB at a time, so memory stays flat
+    even for the 21 GB RML2018.01a file, which takes one sequential read); default True. Pass
+    ``scan=False`` only for a file already scanned (e.g. the tracked dataset after fetch verified its md5).
+    RML2016 frames are always checked while loading.
     ``allow_empty_classes``: accept classes that have no frames (off by default: such a class is an
     error naming it). Other keyword arguments go to the format's reader (:func:`read_generic`:
     ``x_key``, ``y_key``, ``z_key``, ``classes``, ``layout``, ``chunk_rows``; :func:`read_rml2018`:
@@ -138,7 +140,7 @@ def load_dataset(path: str | os.PathLike, *, format: str | None = None, scan: bo
             raise TypeError(f"load_dataset: {exc} (format {format!r})") from exc
         raise
     if scan is None:
-        scan = format not in ("rml2018", "rml2016")  # rml2016 is checked while loading
+        scan = format != "rml2016"                   # rml2016 is checked while loading
     if scan:
         validate(ds, check_classes=not allow_empty_classes)
     elif not allow_empty_classes:

@@ -108,7 +108,8 @@ def read_rml2018(path: str | os.PathLike, *, classes: Sequence[str] | None = Non
     ``Y`` is read in bounded chunks, checked to be one-hot and arg-maxed; ``Z`` must have N rows.
     ``iq`` is a :class:`LazyIQ` over ``X`` returning float32 ``[k, 2, L]``; the file is reopened on
     first access (and in each DataLoader worker). ``classes`` defaults to :data:`RML2018_CLASSES`.
-    Frames are not scanned for NaN/Inf (21 GB); use :func:`amrlib.data.readers.validate` for that.
+    Frames are not scanned for NaN/Inf here; :func:`amrlib.data.load_dataset` does that by default,
+    streamed in bounded chunks (:func:`amrlib.data.readers.validate`).
     """
     path = os.fspath(path)
     names = list(classes) if classes is not None else list(RML2018_CLASSES)

@@ -54,7 +54,7 @@ def run_mode(name: str, runner: str, workers: int, tmp: Path, args) -> dict:
     import yaml
 
     from flows.sweep import runner_config, sweep, task_runner
-    from tasks.sweep_config import load_sweep_config
+    from settings.sweep import load_sweep_config
     pipeline = make_project(tmp / name, args)
     sweep_file = tmp / f"{name}.yaml"
     sweep_file.write_text(yaml.safe_dump({

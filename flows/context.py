@@ -16,9 +16,9 @@ from tasks import peers as peer_tasks
 from tasks import prune as prune_tasks
 from tasks import registry as registry_tasks
 from tasks import train as train_tasks
-from tasks import tracking
-from tasks.common import bind_storage
-from tasks.config import REPO_ROOT, ConfigError, PipelineConfig, load_config
+from tracking import runs as tracking
+from stages.stage import bind_storage
+from settings.pipeline import REPO_ROOT, ConfigError, PipelineConfig, load_config
 
 
 def check_offered(cfg: PipelineConfig) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.config import REPO_ROOT
+from settings.pipeline import REPO_ROOT
 
 ENTRYPOINT = "flows.prune_pipeline.prune_pipeline"   # a module path: flows/ is a package (relative imports)
 

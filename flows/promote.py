@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow
 
 from tasks.gate import apply_decision, gate_decision
-from tasks.registry import CHALLENGER, CHAMPION, alias_version
-from tasks.tracking import client_for
+from tracking.registry import CHALLENGER, CHAMPION, alias_version
+from tracking.runs import client_for
 
 from .context import flow_context, runs_of, split_of
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from prefect import flow
 
-from tasks import tracking
+from tracking import runs as tracking
 
 from .context import FlowContext, flow_context, runs_of, split_of
 

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from amrlib.pruning.methods import METHODS
-from tasks.config import PipelineConfig
-from tasks.registry import registry_state
+from settings.pipeline import PipelineConfig
+from tracking.registry import registry_state
 
 console = Console()
 

@@ -10,7 +10,7 @@ pipeline runs, so at most that many train at once whatever the runner offers (e.
 
 MLflow: one sweep run; each combination's pipeline run is its child (``tracking.parent_run_id``), with the
 stages' runs below it. The table (Markdown, CSV) and the Pareto plot are then built from what the tracking
-store and the registry hold (tasks/sweep_report.py), logged to the sweep run and written under
+store and the registry hold (flows/sweep_report.py), logged to the sweep run and written under
 ``<root>/<out_dir>/<sweep run id>/``.
 
 Order: the dataset is fetched once; then the first combination of each model runs (they train and register
@@ -32,11 +32,11 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks import tracking
-from tasks.config import REPO_ROOT, ConfigError, merge
+from tracking import runs as tracking
+from settings.pipeline import REPO_ROOT, ConfigError, merge
 from tasks.data import fetch_dataset
-from tasks.sweep_config import SweepConfig, combination_configs, load_sweep_config
-from tasks.sweep_report import PLAN_ARTIFACT, markdown, sweep_rows, write_report
+from settings.sweep import SweepConfig, combination_configs, load_sweep_config
+from flows.sweep_report import PLAN_ARTIFACT, markdown, sweep_rows, write_report
 
 from .prune_pipeline import prune_pipeline
 

@@ -1,11 +1,11 @@
 """Dataset tasks: ``fetch_dataset`` (DVC pull, or generate-and-push from an empty remote) and
-``import_dataset`` (convert a real dataset file, track it with DVC, push). See tasks/dvc_store.py."""
+``import_dataset`` (convert a real dataset file, track it with DVC, push). See datastore/dvc_store.py."""
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from . import dvc_store
+from datastore import dvc_store
 
 
 def _logger():

@@ -11,8 +11,8 @@ from amrlib import plots
 from amrlib.measure import machine, measure_latency
 from amrlib.train import evaluate as evaluate_model
 
-from .common import Stage, load_splits, load_stage_model, stage_options
-from .tracking import StageRun, snr_metrics
+from stages.stage import Stage, load_splits, load_stage_model, stage_options
+from tracking.runs import StageRun, snr_metrics
 
 
 def compare(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:

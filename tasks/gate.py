@@ -16,8 +16,8 @@ from filelock import FileLock
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from .registry import CHAMPION, alias_version
-from .tracking import StageRun, client_for, needs_server
+from tracking.registry import CHAMPION, alias_version
+from tracking.runs import StageRun, client_for, needs_server
 
 
 EPS = 1e-9   # bounds are inclusive; 0.90 - 0.88 is 0.0200000000000000018 in floating point

@@ -23,10 +23,10 @@ from amrlib import plots
 from amrlib.pruning import methods
 from amrlib.pruning.api import PruningError
 
-from .common import Stage, load_splits, load_stage_model, save_stage_model, stage_options
-from .config import ConfigError
+from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
+from settings.pipeline import ConfigError
 from .prune import recalibrate_bn_stats
-from .tracking import StageRun
+from tracking.runs import StageRun
 
 
 class PeerStageError(ConfigError):

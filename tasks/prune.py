@@ -17,8 +17,8 @@ from prefect import task
 import amrlib.pruning as pruning
 from amrlib import plots
 
-from .common import Stage, load_splits, load_stage_model, save_stage_model, stage_options
-from .tracking import StageRun
+from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
+from tracking.runs import StageRun
 
 
 def lacd_available() -> bool:

@@ -13,9 +13,9 @@ from amrlib.models import ModelError, build_model
 from amrlib.train import fit
 from amrlib.train.stream import ChunkShuffleSampler
 
-from .common import Stage, epoch_logger, load_splits, load_stage_model, save_stage_model, stage_options
-from .torchrun import fit_with_torchrun
-from .tracking import StageRun
+from stages.stage import Stage, epoch_logger, load_splits, load_stage_model, save_stage_model, stage_options
+from stages.torchrun import fit_with_torchrun
+from tracking.runs import StageRun
 
 
 def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split: dict, run: StageRun,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fixtures_pipeline import TINY_DATA, make_project
-from tasks.dvc_store import DataStoreError, fetch, import_dataset
+from datastore.dvc_store import DataStoreError, fetch, import_dataset
 
 N, L = 24, 32
 NAMES = ["BPSK", "QPSK", "WBFM"]

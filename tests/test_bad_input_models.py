@@ -11,7 +11,7 @@ import torch
 
 from amrlib.models import ModelError, build_model, load_model, model_arch, save_model
 from amrlib.pruning import PruningError, channel_stage, rebuild
-from tasks.config import REPO_ROOT, ConfigError, load_config
+from settings.pipeline import REPO_ROOT, ConfigError, load_config
 
 
 class _RunsCode:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from fixtures_pipeline import ROOT, make_project, prefect_harness, tiny_config
 from flows.cli import app
-from tasks.dvc_store import file_md5, read_dvc_file
+from datastore.dvc_store import file_md5, read_dvc_file
 
 PRUNED, BASE = "amr-cnn1d-fcos", "amr-cnn1d-base"
 
@@ -109,7 +109,7 @@ def test_errors_are_one_line_with_a_hint(tmp_path):
     assert out.exit_code == 1 and "Traceback" not in out.output
     assert "error:" in out.output and "pretrain.epochs" in out.output and "pretrain.epoks" in out.output
     assert "hint:" in out.output and "--debug" in out.output
-    from tasks.config import ConfigError
+    from settings.pipeline import ConfigError
     debug = cli("--debug", "run", "-c", bad, ok=False)
     assert isinstance(debug.exception, ConfigError)                                       # re-raised as is
     unknown = cli("run", "-c", bad, "--method", "nosuch", "--set", "pretrain.epochs=1", "--set",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fixtures_pipeline import ROOT, TINY_DATA, clone, commit_all, make_project
-from tasks.dvc_store import DataStoreError, fetch, file_md5, import_dataset, read_dvc_file
+from datastore.dvc_store import DataStoreError, fetch, file_md5, import_dataset, read_dvc_file
 
 quiet = dict(log=lambda *a: None)
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fixtures_pipeline import TINY_DATA, free_port, make_project
-from tasks.dvc_store import DataStoreError, fetch, file_md5, read_dvc_file
+from datastore.dvc_store import DataStoreError, fetch, file_md5, read_dvc_file
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ def test_server_lost_mid_run_then_sync_then_rerun(server, tmp_path, monkeypatch)
 
     from flows.cli import app
     from flows.prune_pipeline import prune_pipeline
-    from tasks.tracking import TrackingUnavailable
+    from tracking.runs import TrackingUnavailable
     relay, direct = server
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")          # fail fast (production: 7 retries)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -66,7 +66,7 @@ def _md5(p: Path) -> str:
 
 def saved_state(project) -> dict:
     """Registered versions with tags and aliases, and every finished stage's files."""
-    from tasks.registry import registry_state
+    from tracking.registry import registry_state
     stages = {str(p.relative_to(project.root)): _md5(p) for p in sorted((project.root / "runs").glob("*/*/*"))
               if p.is_file() and p.name in ("result.json", "model.pt", "plan.json")
               and p.parts[-3] != "registry"}             # runs/registry/ only caches downloaded versions
@@ -112,7 +112,7 @@ def test_frame_length_the_model_cannot_take(project):
 def test_unreadable_dataset_behind_the_dvc_pointer(project):
     """data.dvc points at a file whose checksum matches but whose frames hold NaN (e.g. a bad import made
     elsewhere): the run stops at fetch, before any stage."""
-    from tasks.dvc_store import DataStoreError, file_md5, write_dvc_file
+    from datastore.dvc_store import DataStoreError, file_md5, write_dvc_file
     bad = project.root / "data" / "nan.h5"
     with h5py.File(bad, "w") as f:
         iq = np.zeros((8, 2, 128), np.float32)
@@ -146,7 +146,7 @@ def test_promote_a_version_that_does_not_exist(project):
 
 def test_gate_with_impossible_bounds(project):
     from flows.promote import promote
-    from tasks.config import ConfigError
+    from settings.pipeline import ConfigError
     before = saved_state(project)
     with pytest.raises(ConfigError, match=r"gate.min_mac_reduction must be in \[0, 1\) \(1 would mean no MACs left\), "
                                           r"got 1.2"):

@@ -1,10 +1,18 @@
-"""The layering, read from the source (``ast``; nothing is imported or executed):
+"""The layering, read from the source (``ast``; nothing is imported or executed). Each package may import
+only the ones below it (and third-party libraries), never one above:
 
-* ``amrlib`` is the pure library: it imports none of prefect, mlflow, dvc, tasks, flows, neither at the top
-  of a module nor inside a function;
-* ``tasks`` never imports ``flows`` (flows are built from tasks, not the other way round);
-* the modules inside ``tasks`` import each other without a cycle, counting imports inside functions too
-  (a function-level import hides a cycle from Python's start-up but not from a reader).
+    amrlib      the pure library: none of prefect, mlflow, dvc, nor any package of the project below
+    settings    the configuration schemas: amrlib only (no prefect, mlflow, dvc)
+    datastore   the DVC adapter: amrlib, settings (no prefect, mlflow)
+    tracking    the MLflow adapter: amrlib, settings, datastore (no Prefect task modules: never stages/tasks)
+    stages      what the stage tasks share: the adapters, never tasks or flows
+    tasks       the Prefect tasks: never flows (flows are built from tasks, not the other way round) nor cli
+    flows       the Prefect flows: never cli
+    cli         the command line, on top
+
+neither at the top of a module nor inside a function; and the project's modules import each other without
+a cycle, counting imports inside functions too (a function-level import hides a cycle from Python's start-up
+but not from a reader).
 
 The checks work on any tree of sources, so the tests also run them on small planted violations to show
 that they catch each kind.
@@ -17,8 +25,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("amrlib", "tasks", "flows")
-FORBIDDEN_IN_AMRLIB = ("prefect", "mlflow", "dvc", "tasks", "flows")
+#: the project's packages, lowest layer first
+PACKAGES = ("amrlib", "settings", "datastore", "tracking", "stages", "tasks", "flows")
+#: what each package must not import: every package above it, and the services it does not adapt
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    pkg: PACKAGES[i + 1:] + {"amrlib": ("prefect", "mlflow", "dvc"), "settings": ("prefect", "mlflow", "dvc"),
+                             "datastore": ("prefect", "mlflow")}.get(pkg, ())
+    for i, pkg in enumerate(PACKAGES)}
+FORBIDDEN_IN_AMRLIB = FORBIDDEN["amrlib"]
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -77,23 +91,23 @@ def _top(mod: str) -> str:
 
 
 def forbidden_imports(root: Path) -> list[str]:
-    """Layering violations: amrlib importing a forbidden package, tasks importing flows."""
+    """Layering violations: a package importing one above it or a service it must not use (:data:`FORBIDDEN`)."""
     mods = collect_modules(root)
     known = set(mods)
     bad = []
     for name, path in mods.items():
         rel = path.relative_to(root)
         for target, line in imports_of(name, path, known):
-            if _top(name) == "amrlib" and _top(target) in FORBIDDEN_IN_AMRLIB:
-                bad.append(f"{rel}:{line}: amrlib imports {target}")
-            if _top(name) == "tasks" and _top(target) == "flows":
-                bad.append(f"{rel}:{line}: tasks imports {target}")
+            if _top(target) in FORBIDDEN.get(_top(name), ()):
+                bad.append(f"{rel}:{line}: {_top(name)} imports {target}")
     return bad
 
 
-def import_graph(root: Path, package: str = "tasks") -> dict[str, set[str]]:
-    """Module -> the modules of the same package it imports (function-level imports included)."""
-    mods = {n: p for n, p in collect_modules(root, (package,)).items()}
+def import_graph(root: Path, packages: str | tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (function-level imports included), over ``packages``."""
+    if isinstance(packages, str):
+        packages = (packages,)
+    mods = {n: p for n, p in collect_modules(root, packages).items()}
     known = set(mods)
     graph: dict[str, set[str]] = {n: set() for n in mods}
     for name, path in mods.items():
@@ -146,19 +160,32 @@ def test_every_package_is_parsed():
     mods = collect_modules(ROOT)
     for pkg in PACKAGES:
         assert pkg in mods, f"{pkg}/__init__.py not found"
-    assert "tasks.outbox" in mods and "flows.cli" in mods and "amrlib.pruning.peers" in mods
+    assert "tracking.outbox" in mods and "flows.cli" in mods and "amrlib.pruning.peers" in mods
 
 
-def test_amrlib_and_tasks_keep_their_layer():
+def test_every_top_level_package_is_checked():
+    """A new top-level package must be given its place in the layering (and the package list)."""
+    found = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert found - {"bench", "tests"} <= set(PACKAGES), f"packages outside the layering: {found - set(PACKAGES)}"
+
+
+def test_every_package_keeps_its_layer():
     bad = forbidden_imports(ROOT)
     assert not bad, "layering violations:\n" + "\n".join(bad)
 
 
-def test_no_import_cycle_inside_tasks():
-    graph = import_graph(ROOT, "tasks")
-    assert graph["tasks.tracking"], "the graph lost the tasks-internal imports"
+def test_tasks_hold_prefect_tasks_only():
+    """Every module of tasks/ defines a Prefect task (the adapters, schemas and stage helpers live elsewhere)."""
+    for f in sorted((ROOT / "tasks").glob("*.py")):
+        if f.name != "__init__.py":
+            assert "@task(" in f.read_text(), f"{f.relative_to(ROOT)} defines no Prefect task"
+
+
+def test_no_import_cycle():
+    graph = import_graph(ROOT)
+    assert graph["tracking.runs"] and graph["tasks.registry"], "the graph lost the project-internal imports"
     found = cycles(graph)
-    assert not found, "import cycles between tasks modules: " + "; ".join(" <-> ".join(c) for c in found)
+    assert not found, "import cycles between modules: " + "; ".join(" <-> ".join(c) for c in found)
 
 
 # ---- the checks catch planted violations -------------------------------------------------------------
@@ -178,7 +205,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     "import mlflow\n",
     "def f():\n    from prefect import flow\n",
     "def f():\n    import dvc.api\n",
-    "class C:\n    def m(self):\n        from tasks.config import load_config\n",
+    "class C:\n    def m(self):\n        from settings.pipeline import load_config\n",
     "try:\n    import flows.cli\nexcept ImportError:\n    pass\n",
     "import importlib\nM = importlib.import_module('mlflow.tracking')\n",
 ])
@@ -191,6 +218,17 @@ def test_amrlib_violation_is_caught(tmp_path, source):
 def test_tasks_importing_flows_is_caught(tmp_path, source):
     root = _tree(tmp_path, {"tasks/x.py": source})
     assert forbidden_imports(root), source
+
+
+@pytest.mark.parametrize("rel, source", [
+    ("tracking/x.py", "from tasks.registry import register\n"),           # an adapter importing a task
+    ("datastore/x.py", "def f():\n    from tracking.runs import client_for\n"),
+    ("settings/x.py", "import mlflow\n"),
+    ("stages/x.py", "from flows.context import X\n"),
+])
+def test_an_adapter_importing_above_it_is_caught(tmp_path, rel, source):
+    root = _tree(tmp_path, {rel: source})
+    assert forbidden_imports(root), (rel, source)
 
 
 def test_allowed_imports_pass(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.config import REPO_ROOT, ConfigError, load_config, parse_config
+from settings.pipeline import REPO_ROOT, ConfigError, load_config, parse_config
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "full.yaml"])

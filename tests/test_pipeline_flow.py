@@ -15,7 +15,7 @@ import torch
 import amrlib.pruning
 import tasks.train
 from fixtures_pipeline import PY, ROOT, make_project, prefect_harness, task_states, tiny_config
-from tasks.dvc_store import file_md5, read_dvc_file
+from datastore.dvc_store import file_md5, read_dvc_file
 
 CACHED_STAGES = ("pretrain", "channel_stage", "lacd", "finetune", "evaluate", "register")
 BASE, PRUNED = "amr-cnn1d-base", "amr-cnn1d-fcos"
@@ -250,7 +250,7 @@ def test_cron_deployment_is_registered_with_its_schedule(project):
 
 def test_tampered_checkpoint_is_refused_not_reused(project):
     """A stage checkpoint changed on disk is an error naming the file; nothing is silently recomputed over it."""
-    from tasks.common import load_stage_model
+    from stages.stage import load_stage_model
     result = json.loads(next((project.root / "runs" / "channel_stage").glob("*/result.json")).read_text())
     ckpt = Path(result["checkpoint"])
     original = ckpt.read_bytes()

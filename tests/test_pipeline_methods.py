@@ -13,7 +13,7 @@ import pytest
 import amrlib.pruning.methods
 import tasks.train
 from fixtures_pipeline import make_project, prefect_harness, task_states, tiny_config
-from tasks.dvc_store import file_md5, read_dvc_file
+from datastore.dvc_store import file_md5, read_dvc_file
 
 BASE = "amr-cnn1d-base"
 
@@ -217,7 +217,7 @@ def test_status_lists_every_methods_models(project, monkeypatch):
     from rich.console import Console
 
     import flows.report as report
-    from tasks.config import load_config
+    from settings.pipeline import load_config
     buf = io.StringIO()
     monkeypatch.setattr(report, "console", Console(file=buf, width=250))
     rows = report.print_registry(load_config(project.root / "interim.yaml"))    # an fcos configuration

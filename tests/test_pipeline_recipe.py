@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from amrlib.train import RECIPES, TrainConfig
-from tasks.config import REPO_ROOT, ConfigError, load_config
+from settings.pipeline import REPO_ROOT, ConfigError, load_config
 
 
 def test_reference_recipe_fills_what_is_left_out_and_keeps_what_is_given(tmp_path):

@@ -37,8 +37,8 @@ def _artefact(name: str, version: str, filename: str) -> Path:
 
 def test_flipped_checkpoint_and_edited_plan_are_refused(project, tmp_path):
     root, uri = project
-    from tasks.lineage import download_plan
-    from tasks.registry import TamperedArtefact, download_checkpoint
+    from tracking.lineage import download_plan
+    from tracking.registry import TamperedArtefact, download_checkpoint
     assert download_plan(uri, PRUNED, "1") is not None              # untouched: every path reads it
     good = download_checkpoint(PRUNED, "1", tmp_path / "ok")
     mlflow.pyfunc.load_model(f"models:/{PRUNED}/1")

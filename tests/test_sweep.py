@@ -53,7 +53,7 @@ def versions(project, name):
 def test_local_sweep_with_a_training_limit_of_one(project):
     from flows.sweep import run_sweep
     from prefect.client.orchestration import get_client
-    from tasks.sweep_report import sweep_rows
+    from flows.sweep_report import sweep_rows
     path = sweep_file(project, "local.yaml", targets=[0.3, 0.5, 0.7], runner="local", workers=3,
                       training={"limit_name": "test-training", "max_concurrent": 1})
     summary = run_sweep(path)
@@ -137,7 +137,7 @@ def test_a_failing_combination_fails_the_sweep_after_its_report(project, monkeyp
     sweep_run = max(c.search_runs([c.get_experiment_by_name("test").experiment_id], "tags.flow = 'sweep'"),
                     key=lambda r: r.info.start_time)
     assert sweep_run.info.status == "FAILED"
-    from tasks.sweep_report import sweep_rows
+    from flows.sweep_report import sweep_rows
     rows = sweep_rows(project.uri, sweep_run.info.run_id)
     assert [(r["target"], r["status"]) for r in rows] == [(0.35, "FAILED"), (0.45, "not run")]
     assert rows[0]["test_accuracy"] is None

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from amrlib.pareto import accuracy_vs_reduction, pareto_front
-from tasks.config import REPO_ROOT, ConfigError
-from tasks.sweep_config import combination_configs, load_sweep_config, parse_sweep_config
+from settings.pipeline import REPO_ROOT, ConfigError
+from settings.sweep import combination_configs, load_sweep_config, parse_sweep_config
 
 
 def test_shipped_sweep_config_is_valid_and_its_combinations_validate():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tasks.cache import (StageCache, code_fingerprint, key_of, read_result, results_dir, stage_dir, stage_key,
+from stages.cache import (StageCache, code_fingerprint, key_of, read_result, results_dir, stage_dir, stage_key,
                          write_result)
 
 INPUTS = {"settings": {"epochs": 1}, "data": {"md5": "abc"}, "runs": "/x"}
@@ -19,7 +19,7 @@ def test_keys_are_stable_and_input_sensitive():
 
 
 def test_code_fingerprint_covers_the_stage_code_only(tmp_path, monkeypatch):
-    import tasks.cache as cache
+    import stages.cache as cache
     (tmp_path / "amrlib" / "train").mkdir(parents=True)
     (tmp_path / "amrlib" / "pruning" / "peers").mkdir(parents=True)
     (tmp_path / "tasks").mkdir()
@@ -55,7 +55,7 @@ def test_policy_drops_a_record_whose_output_is_gone(tmp_path):
 
 def _roots(deps):
     """The files CODE_DEPS names (directories: every .py below; globs), computed here independently."""
-    from tasks.cache import ROOT
+    from stages.cache import ROOT
     files = set()
     for dep in deps:
         p = ROOT / dep
@@ -66,10 +66,10 @@ def _roots(deps):
 def test_code_fingerprint_covers_every_amrlib_module_the_roots_import():
     """Every amrlib module a stage's listed sources import, directly or through other amrlib modules (also
     from inside functions), is part of the stage's fingerprint: editing it invalidates the cached stage."""
-    from test_layering import collect_modules, imports_of
+    from test_layering import PACKAGES, collect_modules, imports_of
 
-    from tasks.cache import CODE_DEPS, ROOT, code_files
-    mods = collect_modules(ROOT, ("amrlib", "tasks"))
+    from stages.cache import CODE_DEPS, ROOT, code_files
+    mods = collect_modules(ROOT, PACKAGES)
     name_of = {f.resolve(): n for n, f in mods.items()}
     known = set(mods)
     for stage, deps in CODE_DEPS.items():
@@ -89,7 +89,7 @@ def test_code_fingerprint_covers_every_amrlib_module_the_roots_import():
 
 
 def test_code_fingerprint_follows_imports(tmp_path, monkeypatch):
-    import tasks.cache as cache
+    import stages.cache as cache
     files = {"amrlib/data/readers.py": "from .readers_rml import read\n\ndef f():\n    from amrlib.data import late\n",
              "amrlib/data/__init__.py": "", "amrlib/data/readers_rml.py": "from . import safe_pickle\n",
              "amrlib/data/safe_pickle.py": "x = 1\n", "amrlib/data/late.py": "y = 1\n",

@@ -1,4 +1,4 @@
-"""The tracking outbox (tasks/outbox.py, tasks/tracking.py): an unreachable MLflow tracking server does not
+"""The tracking outbox (tracking/outbox.py, tracking/runs.py): an unreachable MLflow tracking server does not
 stop a run; its records are kept on disk and ``sync`` uploads them later, resumably and without duplicates.
 
 The server-backed end-to-end version (a real ``mlflow server`` cut off mid-flow) is
@@ -12,9 +12,9 @@ import requests
 from mlflow import MlflowClient
 
 from fixtures_pipeline import free_port
-from tasks import tracking
-from tasks.outbox import OFFLINE_ID_TAG, SyncError, is_offline_id, pending, sync_pending
-from tasks.tracking import TrackingUnavailable, client_for
+from tracking import runs as tracking
+from tracking.outbox import OFFLINE_ID_TAG, SyncError, is_offline_id, pending, sync_pending
+from tracking.runs import TrackingUnavailable, client_for
 
 
 @pytest.fixture(scope="module")

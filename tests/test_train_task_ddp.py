@@ -3,8 +3,8 @@ import torch
 
 from amrlib.data import save_dataset, synthesize
 from amrlib.models import load_model
-from tasks.config import ConfigError, PretrainConfig, parse_config
-from tasks.dvc_store import file_md5
+from settings.pipeline import ConfigError, PretrainConfig, parse_config
+from datastore.dvc_store import file_md5
 from tasks.train import pretrain
 
 import pytest

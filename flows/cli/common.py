@@ -147,7 +147,7 @@ def parse_overrides(pairs: list[str] | None) -> dict:
 
 
 def load_cfg(config: str, overrides: dict | None = None):
-    from tasks.config import load_config
+    from settings.pipeline import load_config
     return load_config(config, overrides)
 
 

@@ -89,7 +89,7 @@ def import_(source: Path = typer.Argument(..., help="RML2016.10a/b .pkl, RML2018
             as_json: bool = JSON) -> None:
     """Convert a dataset file to the project's format, track it with DVC (replacing what the .dvc file
     pointed to; the old dataset stays in the DVC cache/remote and git history) and push it."""
-    from tasks.dvc_store import import_dataset
+    from datastore.dvc_store import import_dataset
     cfg = load_cfg(config)
     target = dvc_file or cfg.data.dvc_file
     given = {"x_key": x_key, "y_key": y_key, "z_key": z_key, "classes": _split_list(class_names), "layout": layout}
@@ -113,7 +113,7 @@ def info(path: Optional[Path] = typer.Argument(None, help="a dataset file (defau
          md5: bool = typer.Option(True, "--md5/--no-md5", help="compute the file's md5 (reads the whole file)"),
          as_json: bool = JSON) -> None:
     """Describe a dataset: frames, classes, SNRs, frame length, md5 (and whether it matches its .dvc file)."""
-    from tasks.dvc_store import DataStoreError, data_path_of, read_dvc_file
+    from datastore.dvc_store import DataStoreError, data_path_of, read_dvc_file
     tracked = None
     if path is None:
         cfg = load_cfg(config)
@@ -141,7 +141,7 @@ def info(path: Optional[Path] = typer.Argument(None, help="a dataset file (defau
 def fetch(config: str = CONFIG, as_json: bool = JSON) -> None:
     """Make the dataset of the configuration's .dvc file present and verified: pull it, or (a fresh clone
     with an empty remote) regenerate it from the recorded generator settings and push it."""
-    from tasks.dvc_store import fetch as fetch_data
+    from datastore.dvc_store import fetch as fetch_data
     cfg = load_cfg(config)
     with spinner(f"fetching the dataset of {cfg.data.dvc_file} ..."):
         info = fetch_data(cfg.root_path, cfg.data.dvc_file, cfg.data.remote, cfg.data.synthetic.model_dump(),
@@ -181,7 +181,7 @@ def file_md5_progress(path: Path, block: int = 1 << 20) -> str:
     size = path.stat().st_size
     h = hashlib.md5()
     if size < 64 << 20 or not progress_enabled():
-        from tasks.dvc_store import file_md5
+        from datastore.dvc_store import file_md5
         return file_md5(path)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
     with Progress("md5", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),

@@ -16,9 +16,9 @@ def models(config: str = CONFIG,
            name: Optional[str] = typer.Option(None, "--name", help="only this registered model"),
            as_json: bool = JSON) -> None:
     """Registered versions of every model in the tracking store, with their metrics and aliases."""
-    from tasks.lineage import check_store
-    from tasks.registry import registry_state
-    from tasks.tracking import client_for
+    from tracking.lineage import check_store
+    from tracking.registry import registry_state
+    from tracking.runs import client_for
 
     from ..report import print_registry
     cfg = load_cfg(config)
@@ -35,7 +35,7 @@ def lineage(name: str = typer.Argument(..., help="registered model name, e.g. am
             version: str = typer.Argument(..., help="version number, or @ALIAS (e.g. @champion)"),
             config: str = CONFIG, as_json: bool = JSON) -> None:
     """Where a version came from: data md5, git commit, runs, parent chain, gate decision, plan summary."""
-    from tasks.lineage import lineage as read_lineage, resolve_version
+    from tracking.lineage import lineage as read_lineage, resolve_version
     uri = load_cfg(config).tracking_uri()
     if version.startswith("@"):
         version = str(resolve_version(uri, name, alias=version[1:]).version)
@@ -94,8 +94,8 @@ def load_registered(config: str, ref: ModelRef):
     import mlflow
 
     from amrlib.models import load_model
-    from tasks.lineage import resolve_version
-    from tasks.registry import download_checkpoint
+    from tracking.lineage import resolve_version
+    from tracking.registry import download_checkpoint
     uri = load_cfg(config).tracking_uri()
     mv = resolve_version(uri, ref.name, alias=ref.alias, version=ref.version)
     mlflow.set_tracking_uri(uri)

@@ -54,8 +54,8 @@ def sweep_report(run_id: str = typer.Argument(..., help="the sweep's MLflow run 
                  out: Optional[str] = typer.Option(None, help="folder for sweep.md/.csv/pareto.png "
                                                               "(default: <root>/<out_dir>/<run id>)")) -> None:
     """Rebuild a sweep's table and Pareto plot from the tracking store and the registry."""
-    from tasks.sweep_config import combination_configs, load_sweep_config
-    from tasks.sweep_report import markdown, sweep_rows, write_report
+    from settings.sweep import combination_configs, load_sweep_config
+    from flows.sweep_report import markdown, sweep_rows, write_report
     sw = load_sweep_config(sweep_config)
     cfg = combination_configs(sw)[0][3]
     rows = sweep_rows(cfg.tracking_uri(), run_id)

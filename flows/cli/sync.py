@@ -1,5 +1,5 @@
 """``python -m flows sync``: upload the MLflow records a flow run kept in ``<runs>/outbox/`` while the
-tracking server was unreachable (tasks/outbox.py does the work).
+tracking server was unreachable (tracking/outbox.py does the work).
 
 Registered as ``amr-prune sync`` by flows/cli/__init__.py.
 """
@@ -16,8 +16,8 @@ def sync(config: str = typer.Option("configs/default.yaml", "--config", "-c", he
                                                       "outbox was recorded for"),
          dry_run: bool = typer.Option(False, "--dry-run", help="list what is pending, upload nothing")) -> None:
     """Upload the MLflow records kept while the tracking server was unreachable."""
-    from tasks.config import ConfigError, load_config
-    from tasks.outbox import SyncError, pending, sync_pending
+    from settings.pipeline import ConfigError, load_config
+    from tracking.outbox import SyncError, pending, sync_pending
     try:
         cfg = load_config(config)
     except ConfigError as exc:

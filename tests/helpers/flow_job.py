@@ -24,7 +24,7 @@ if kill_at == "after_pruned_version":
         if name.endswith("-fcos"):
             os.kill(os.getpid(), signal.SIGKILL)
         return mv
-    MlflowClient.create_model_version = create_then_die    # before tasks.tracking wraps MlflowClient's methods
+    MlflowClient.create_model_version = create_then_die    # before tracking.runs wraps MlflowClient's methods
 elif kill_at:
     raise SystemExit(f"unknown kill point {kill_at!r}")
 

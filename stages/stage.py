@@ -20,7 +20,7 @@ from amrlib.measure import count_macs, count_params
 from amrlib.models import load_model, save_model
 
 from .cache import StageCache, key_of, read_result, results_dir, stage_dir, write_result
-from .dvc_store import file_md5
+from datastore.dvc_store import file_md5
 
 
 def stage_options(stage: str, run_name: str | None = None, **policy) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """What counts as "the tracking server cannot be reached": the error type and the test for it.
 
-Both :mod:`tasks.tracking_client` (which switches a flow run to its outbox when the server is lost) and
-:mod:`tasks.outbox` (whose sync reports a server that is still unreachable) need these; they live here,
+Both :mod:`tracking.client` (which switches a flow run to its outbox when the server is lost) and
+:mod:`tracking.outbox` (whose sync reports a server that is still unreachable) need these; they live here,
 importing neither, so that the two modules do not import each other. MLflow and requests are imported
 only when :func:`unreachable` runs, so importing the outbox stays light.
 """

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from amrlib.models import MODEL_NAMES
 
-from .config import REPO_ROOT, ConfigError, PipelineConfig, _format_errors, load_config, merge
+from .pipeline import REPO_ROOT, ConfigError, PipelineConfig, _format_errors, load_config, merge
 
 DEFAULT_SWEEP_CONFIG = REPO_ROOT / "configs" / "sweep.yaml"
 FCOS_TARGET_KEYS = ("keep_ratio", "target_macs_reduction", "target_params_reduction", "distance_threshold")

@@ -3,7 +3,7 @@
 :class:`TrackingClient` sends run logging (new runs, params, metrics, tags, artefacts, run ends) to the
 server. When a call fails because the server cannot be reached (after MLflow's own retries:
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, default 7 with exponential back-off), the flow run switches to its
-outbox (tasks/outbox.py) for the rest of the run: training and pruning go on, models and stage results
+outbox (tracking/outbox.py) for the rest of the run: training and pruning go on, models and stage results
 stay under ``runs/``. What needs the server itself — registering a model version, moving an alias,
 reading the registry (every other client call, and task bodies marked :func:`needs_server`) — then
 fails with a :class:`TrackingUnavailable` that says what was kept and how to upload it
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from mlflow import MlflowClient
 
 from .outbox import Outbox, is_offline_id
-from .tracking_errors import TrackingUnavailable, unreachable  # noqa: F401  (re-exported: tasks.tracking)
+from .errors import TrackingUnavailable, unreachable  # noqa: F401  (re-exported: tracking.runs)
 
 #: tracking URI -> the outbox of the flow run in this process that lost that server (reset by :func:`setup`)
 _OFFLINE: dict[str, Outbox] = {}

@@ -1,7 +1,7 @@
 """The tracking outbox: MLflow records kept on local disk while the tracking server is unreachable, and
 their replay (``python -m flows sync``) once it is back.
 
-When a flow run loses its tracking server (tasks/tracking.py decides that), every later logging call
+When a flow run loses its tracking server (tracking/runs.py decides that), every later logging call
 of that flow run — new runs, params, metrics, tags, artefacts, run ends — is appended to one JSON-lines
 file ``<runs>/outbox/<time>-<pid>-<id>.jsonl`` instead; artefact files are copied beside it into
 ``<same name>.files/``. Runs created while offline get local ids ``offline-<hex>``. Nothing here
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from .tracking_errors import unreachable
+from .errors import unreachable
 
 OFFLINE_PREFIX = "offline-"
 OFFLINE_ID_TAG = "amr_prune.offline_id"

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from amrlib.train.config import RECIPES
 
-from .config_sections import _Section
+from .sections import _Section
 
 
 class StreamSettings(_Section):

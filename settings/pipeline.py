@@ -15,8 +15,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from amrlib.data.synth import RML2016A_CLASSES
 from amrlib.models import MODEL_NAMES
 
-from .config_sections import ConfigError, _Section
-from .config_train import FinetuneConfig, PretrainConfig, StreamSettings, TrainSettings
+from .sections import ConfigError, _Section
+from .training import FinetuneConfig, PretrainConfig, StreamSettings, TrainSettings
 
 __all__ = ["ConfigError", "PipelineConfig", "TrainSettings", "PretrainConfig", "FinetuneConfig", "StreamSettings",
            "load_config", "parse_config", "merge", "REPO_ROOT", "DEFAULT_CONFIG"]

@@ -11,7 +11,7 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from .tracking import client_for
+from .runs import client_for
 
 METRIC_TAGS = ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "mac_reduction", "param_reduction",
                "accuracy_drop", "speedup_b1")

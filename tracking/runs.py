@@ -3,8 +3,8 @@
 MLflow's fluent "active run" is per thread; nothing here uses it, so concurrent tasks never log into
 each other's runs. The tracking context handed to tasks is a small dict
 ``{"uri", "experiment", "experiment_id", "parent_run_id", "outbox", ...}`` (kept out of cache keys).
-Every client comes from :func:`client_for`: a :class:`~tasks.tracking_client.TrackingClient`, which keeps
-a flow run's records in its outbox when the tracking server cannot be reached (tasks/tracking_client.py).
+Every client comes from :func:`client_for`: a :class:`~tracking.client.TrackingClient`, which keeps
+a flow run's records in its outbox when the tracking server cannot be reached (tracking/client.py).
 A flow's parent run carries its host and process id, so that the next flow run on the host can close the
 runs a killed process left RUNNING (:func:`close_dead_runs`).
 """
@@ -26,7 +26,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.time import get_current_time_millis
 
-from .tracking_client import (_OFFLINE, TrackingClient, TrackingUnavailable, check_online,  # noqa: F401
+from .client import (_OFFLINE, TrackingClient, TrackingUnavailable, check_online,  # noqa: F401
                               client_for, go_offline, needs_server, offline_outbox, unreachable, warn)
 
 PARENT_TAG = "mlflow.parentRunId"

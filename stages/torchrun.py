@@ -19,7 +19,7 @@ import torch
 
 from amrlib.models import load_model, save_model
 
-from .config import REPO_ROOT
+from settings.pipeline import REPO_ROOT
 
 
 def _new_lines(path: Path, done: int) -> list[dict]:

@@ -30,20 +30,20 @@ RESULT_FILE = "result.json"
 
 _COMMON = ("amrlib/models", "amrlib/measure.py", "amrlib/data/dataset.py", "amrlib/data/store.py",
            "amrlib/data/split.py", "amrlib/data/readers.py", "amrlib/data/readers_generic.py",
-           "tasks/common.py", "tasks/cache.py")
+           "stages/stage.py", "stages/cache.py")
 #: the roots of the code each stage's output depends on (directories: every .py below; globs allowed);
 #: :func:`code_files` adds every amrlib module they import, so only what a stage calls directly is listed
 CODE_DEPS: dict[str, tuple[str, ...]] = {
-    "pretrain": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
-    "finetune": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
-    "interim_finetune": _COMMON + ("amrlib/train", "tasks/train.py", "tasks/torchrun.py"),
+    "pretrain": _COMMON + ("amrlib/train", "tasks/train.py", "stages/torchrun.py"),
+    "finetune": _COMMON + ("amrlib/train", "tasks/train.py", "stages/torchrun.py"),
+    "interim_finetune": _COMMON + ("amrlib/train", "tasks/train.py", "stages/torchrun.py"),
     "channel_stage": _COMMON + ("amrlib/pruning/*.py", "amrlib/plots.py", "tasks/prune.py"),
     "lacd": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "amrlib/plots.py", "tasks/prune.py"),
     "match_target": _COMMON + ("amrlib/pruning/*.py", "amrlib/train", "tasks/prune.py"),
     "peer_stage": _COMMON + ("amrlib/pruning", "amrlib/train", "amrlib/plots.py", "tasks/prune.py", "tasks/peers.py"),
-    "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tasks/tracking.py"),
-    "register": _COMMON + ("tasks/registry.py", "tasks/mlflow_model.py", "tasks/tracking.py", "amrlib/model_card.py",
-                           "amrlib/plots.py"),
+    "evaluate": _COMMON + ("amrlib/train", "amrlib/plots.py", "tasks/evaluate.py", "tracking/runs.py"),
+    "register": _COMMON + ("tasks/registry.py", "tracking/registry.py", "tracking/mlflow_model.py", "tracking/runs.py",
+                           "amrlib/model_card.py", "amrlib/plots.py"),
 }
 
 
@@ -104,10 +104,10 @@ def _amrlib_file(name: str) -> Path | None:
 
 
 def code_files(stage: str) -> list[Path]:
-    """The sources ``stage`` depends on: its roots (:data:`CODE_DEPS`; all of amrlib/ and tasks/ for an
+    """The sources ``stage`` depends on: its roots (:data:`CODE_DEPS`; all of amrlib/, tasks/ and stages/ for an
     unknown stage) and, transitively, every amrlib module they import. A package's ``__init__.py`` counts
     when it is imported by name (``from amrlib.data import split``), not as the parent of a submodule."""
-    todo = list(_root_files(CODE_DEPS.get(stage, ("amrlib", "tasks"))))
+    todo = list(_root_files(CODE_DEPS.get(stage, ("amrlib", "tasks", "stages"))))
     files: set[Path] = set()
     while todo:
         f = todo.pop()

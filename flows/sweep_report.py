@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from amrlib.pareto import accuracy_vs_reduction, pareto_front
 
-from .tracking import PARENT_TAG
+from tracking.runs import PARENT_TAG
 
 PLAN_ARTIFACT = "combinations.json"
 COLUMNS = ("model", "method", "target", "status", "version", "test_accuracy", "base_accuracy", "accuracy_drop",

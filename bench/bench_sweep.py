@@ -88,7 +88,8 @@ def main():
     os.environ["PREFECT_HOME"] = home                      # before Prefect is imported
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    import flows  # noqa: F401  (Prefect settings of the project)
+    from settings.environment import apply_defaults
+    apply_defaults()                                       # the project's Prefect/MLflow settings, before Prefect
     from flows.sweep import shared_api
     tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     load = os.getloadavg()

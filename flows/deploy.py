@@ -2,7 +2,7 @@
 Docker / Kubernetes worker elsewhere, docs/SCALING.md) picks its runs up and executes them.
 
     .venv/bin/prefect work-pool create amr-prune --type process
-    PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/python -m flows deploy --pool amr-prune
+    PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/amr-prune deploy --pool amr-prune
     PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect worker start --pool amr-prune
     PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect deployment run prune_pipeline/prune
 

@@ -245,7 +245,7 @@ def _drain_to_api() -> None:
 
 
 def run_sweep(sweep_config: str | Path = "configs/sweep.yaml", overrides: dict[str, Any] | None = None) -> dict:
-    """Run the ``sweep`` flow on the task runner its configuration names (what ``python -m flows sweep`` does)."""
+    """Run the ``sweep`` flow on the task runner its configuration names (what ``amr-prune sweep`` does)."""
     sw = load_sweep_config(sweep_config, overrides)        # fail fast, before Prefect starts
     combination_configs(sw)
     with shared_api(), runner_config(sw):

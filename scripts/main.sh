@@ -18,5 +18,5 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-90}"
 export COLUMNS="${COLUMNS:-160}"
 start=$(date +%s)
-.venv/bin/python -m flows run --config "${CONFIG:-configs/default.yaml}" "$@"     # = .venv/bin/amr-prune run
+.venv/bin/amr-prune run --config "${CONFIG:-configs/default.yaml}" "$@"     # = .venv/bin/amr-prune run
 echo "[main] prune_pipeline finished in $(( $(date +%s) - start )) s"

@@ -2,7 +2,7 @@
 an error naming the file and the problem, and nothing already saved changes (the .dvc pointer, data/,
 the DVC cache and remote). A pickle that tries to run code runs nothing. The readers' own tests
 (test_read_*.py, test_safe_pickle.py, test_store.py) cover more variants of each; this is the matrix the
-user meets through ``python -m flows import-dataset``."""
+user meets through ``amr-prune data import``."""
 from __future__ import annotations
 
 import hashlib

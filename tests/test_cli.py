@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures_pipeline import ROOT, make_project, prefect_harness, tiny_config
-from flows.cli import app
+from cli import app
 from datastore.dvc_store import file_md5, read_dvc_file
 
 PRUNED, BASE = "amr-cnn1d-fcos", "amr-cnn1d-base"
@@ -63,7 +63,7 @@ def test_help_entry_points_and_method_list():
     run_help = cli("run", "--help").output
     assert all(m in run_help for m in METHODS), "run --help must list every method of amrlib.pruning.methods"
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["amr-prune"] == "flows.cli:main"
+    assert scripts["amr-prune"] == "cli:main"
     done = subprocess.run([sys.executable, "-m", "flows", "data", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "synth" in done.stdout

@@ -198,13 +198,13 @@ def test_cli_fetch_and_import(tmp_path):
     from typer.testing import CliRunner
 
     from fixtures_pipeline import tiny_config
-    from flows.cli import app
+    from cli import app
     a = make_project(tmp_path / "a", tmp_path / "remote")
     cfg = tiny_config(a)
-    out = CliRunner().invoke(app, ["fetch", "-c", str(cfg)])
+    out = CliRunner().invoke(app, ["data", "fetch", "-c", str(cfg)])
     assert out.exit_code == 0, out.output
     assert read_dvc_file(a, "tiny.dvc")["md5"] in out.output
     bad = tmp_path / "junk.pkl"
     bad.write_bytes(b"junk")
-    out = CliRunner().invoke(app, ["import-dataset", str(bad), "-c", str(cfg)])
+    out = CliRunner().invoke(app, ["data", "import", str(bad), "-c", str(cfg)])
     assert out.exit_code == 1 and "cannot import" in out.output and "junk.pkl" in out.output

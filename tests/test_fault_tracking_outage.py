@@ -5,7 +5,7 @@ behind a TCP relay that the test cuts while the base model trains):
   server missed are kept in runs/outbox/;
 * the run fails at the first step that needs the server (registering the base model) with a message that
   says what was kept and what to do;
-* once the server is reachable again, ``python -m flows sync`` uploads the kept records (epoch metrics,
+* once the server is reachable again, ``amr-prune sync`` uploads the kept records (epoch metrics,
   artefacts, run ends) into the runs the server already had, and a re-run registers the models without
   redoing the finished stages."""
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_server_lost_mid_run_then_sync_then_rerun(server, tmp_path, monkeypatch)
     from mlflow import MlflowClient
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli import app
     from flows.prune_pipeline import prune_pipeline
     from tracking.runs import TrackingUnavailable
     relay, direct = server
@@ -155,7 +155,7 @@ def test_server_lost_mid_run_then_sync_then_rerun(server, tmp_path, monkeypatch)
     outbox = sorted((root / "runs" / "outbox").glob("*.jsonl"))
     assert len(outbox) == 1
     assert msg.startswith(f"MLflow tracking server {uri} is unreachable (") and "register a model version" in msg
-    assert f"{root / 'runs'}/" in msg and str(outbox[0]) in msg and "python -m flows sync" in msg
+    assert f"{root / 'runs'}/" in msg and str(outbox[0]) in msg and "amr-prune sync" in msg
 
     # kept on local disk: the trained model, its metrics, the evaluation
     pretrain = [p.parent for p in (root / "runs" / "pretrain").glob("*/result.json")]

@@ -26,13 +26,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the project's packages, lowest layer first
-PACKAGES = ("amrlib", "settings", "datastore", "tracking", "stages", "tasks", "flows")
+PACKAGES = ("amrlib", "settings", "datastore", "tracking", "stages", "tasks", "flows", "cli")
 #: what each package must not import: every package above it, and the services it does not adapt
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     pkg: PACKAGES[i + 1:] + {"amrlib": ("prefect", "mlflow", "dvc"), "settings": ("prefect", "mlflow", "dvc"),
                              "datastore": ("prefect", "mlflow")}.get(pkg, ())
     for i, pkg in enumerate(PACKAGES)}
 FORBIDDEN_IN_AMRLIB = FORBIDDEN["amrlib"]
+#: entry scripts (run with ``python -m``, imported by no module) allowed to import the package above them
+ENTRY_SCRIPTS = {"flows.__main__": ("cli",)}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -98,7 +100,7 @@ def forbidden_imports(root: Path) -> list[str]:
     for name, path in mods.items():
         rel = path.relative_to(root)
         for target, line in imports_of(name, path, known):
-            if _top(target) in FORBIDDEN.get(_top(name), ()):
+            if _top(target) in FORBIDDEN.get(_top(name), ()) and _top(target) not in ENTRY_SCRIPTS.get(name, ()):
                 bad.append(f"{rel}:{line}: {_top(name)} imports {target}")
     return bad
 
@@ -160,7 +162,7 @@ def test_every_package_is_parsed():
     mods = collect_modules(ROOT)
     for pkg in PACKAGES:
         assert pkg in mods, f"{pkg}/__init__.py not found"
-    assert "tracking.outbox" in mods and "flows.cli" in mods and "amrlib.pruning.peers" in mods
+    assert "tracking.outbox" in mods and "cli" in mods and "amrlib.pruning.peers" in mods
 
 
 def test_every_top_level_package_is_checked():
@@ -172,6 +174,26 @@ def test_every_top_level_package_is_checked():
 def test_every_package_keeps_its_layer():
     bad = forbidden_imports(ROOT)
     assert not bad, "layering violations:\n" + "\n".join(bad)
+
+
+def test_no_module_imports_an_entry_script():
+    mods = collect_modules(ROOT)
+    users = [n for n, p in mods.items() for target, _ in imports_of(n, p, set(mods)) if target in ENTRY_SCRIPTS]
+    assert not users, users
+
+
+def test_importing_the_cli_has_no_side_effect():
+    """``import cli`` sets no environment variable and imports neither torch, Prefect nor MLflow (each command
+    imports what it needs when it runs): ``amr-prune --help`` stays fast."""
+    import subprocess
+    import sys
+    code = ("import os, sys; before = dict(os.environ); import cli; "
+            "heavy = sorted(m for m in ('torch', 'prefect', 'mlflow', 'dvc') if m in sys.modules); "
+            "changed = sorted(k for k in set(os.environ) | set(before) if os.environ.get(k) != before.get(k)); "
+            "print(heavy, changed)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[] []", out.stdout
 
 
 def test_tasks_hold_prefect_tasks_only():
@@ -206,7 +228,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     "def f():\n    from prefect import flow\n",
     "def f():\n    import dvc.api\n",
     "class C:\n    def m(self):\n        from settings.pipeline import load_config\n",
-    "try:\n    import flows.cli\nexcept ImportError:\n    pass\n",
+    "try:\n    import cli\nexcept ImportError:\n    pass\n",
     "import importlib\nM = importlib.import_module('mlflow.tracking')\n",
 ])
 def test_amrlib_violation_is_caught(tmp_path, source):

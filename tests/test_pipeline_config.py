@@ -93,6 +93,6 @@ def test_tracking_defaults(tmp_path, monkeypatch):
 
 
 def test_cli_overrides_parse_yaml_values():
-    from flows.cli import _overrides
+    from cli.common import parse_overrides as _overrides
     assert _overrides(["pretrain.epochs=2", "lacd.enabled=false", "model.name=cnn1d"]) == {
         "pretrain": {"epochs": 2}, "lacd": {"enabled": False}, "model": {"name": "cnn1d"}}

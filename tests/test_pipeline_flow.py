@@ -220,15 +220,15 @@ def test_reuse_registered_base_by_alias(project, spies):
 
 
 def test_cli_pipeline_prints_the_report(project):
-    """``python -m flows pipeline`` (in-process): all stages cached, then the registry report and UI hints."""
+    """``amr-prune run`` (in-process): all stages cached, then the registry report and UI hints."""
     from typer.testing import CliRunner
 
-    from flows.cli import app
-    out = CliRunner().invoke(app, ["pipeline", "-c", str(project.cfg)], env={"COLUMNS": "200"})
+    from cli import app
+    out = CliRunner().invoke(app, ["run", "-c", str(project.cfg)], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output[-3000:]
     for text in ("promotion gate", "amr-cnn1d-fcos", "champion", "mlflow ui --backend-store-uri", "prefect server start"):
         assert text in out.output, text
-    bad = CliRunner().invoke(app, ["pipeline", "-c", str(project.cfg), "--set", "channel_stage.keep_ratio=1.5"])
+    bad = CliRunner().invoke(app, ["run", "-c", str(project.cfg), "--set", "channel_stage.keep_ratio=1.5"])
     assert bad.exit_code == 1 and "keep_ratio must be in (0, 1)" in bad.output
 
 

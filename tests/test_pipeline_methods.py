@@ -143,8 +143,8 @@ def test_impossible_request_fails_clearly_and_registers_nothing(project, calls):
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
-    out = CliRunner().invoke(app, ["pipeline", "-c", str(cfg)])
+    from cli import app
+    out = CliRunner().invoke(app, ["run", "-c", str(cfg)])
     text = " ".join(out.output.split())                         # Rich wraps long lines at the terminal width
     assert out.exit_code == 1 and "error: method 'bn_scale' cannot prune cnn1d" in text
 

@@ -1,6 +1,6 @@
 """No code path deserialises untrusted bytes with pickle, and no credential is committed.
 
-The project's own source (amrlib, tasks, flows, bench, scripts) is parsed with ``ast`` and every call or
+The project's own source (every package, bench, scripts) is parsed with ``ast`` and every call or
 reference that unpickles is refused: ``pickle.load(s)`` / ``Unpickler`` (except a subclass that
 overrides ``find_class`` — the restricted dataset unpickler), ``torch.load`` without
 ``weights_only=True``, ``np.load(..., allow_pickle=True)``, ``serialization_format="pickle"`` (MLflow),
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE_DIRS = ("amrlib", "tasks", "flows", "bench", "scripts")
+SOURCE_DIRS = ("amrlib", "settings", "datastore", "tracking", "stages", "tasks", "flows", "cli", "bench", "scripts")
 
 _PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal",
                    "jsonpickle"}

@@ -92,10 +92,10 @@ def test_local_sweep_with_a_training_limit_of_one(project):
     md = (project.root / "runs" / "sweeps" / sweep_run.info.run_id / "sweep.md").read_text()
     assert md.count("| cnn1d | fcos |") == 3 and "FINISHED" in md
 
-    # python -m flows sweep-report: the same table again, from the store
+    # amr-prune sweep-report: the same table again, from the store
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli import app
     out = CliRunner().invoke(app, ["sweep-report", sweep_run.info.run_id, "-s", path, "--out", str(project.root / "r")])
     assert out.exit_code == 0, out.output[-3000:]
     assert (project.root / "r" / "sweep.md").read_text() == md and (project.root / "r" / "pareto.png").exists()

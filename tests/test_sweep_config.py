@@ -84,7 +84,7 @@ def test_pareto_front(tmp_path):
 def test_cli_sweep_refuses_a_bad_sweep_config_before_starting_anything(tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli import app
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"methods": ["fcos", "nope"]}))
     out = CliRunner().invoke(app, ["sweep", "-s", str(path)])

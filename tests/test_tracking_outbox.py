@@ -86,7 +86,7 @@ def test_unreachable_from_the_start_then_sync(tmp_path, store):
         client_for(t).get_model_version_by_alias("amr-cnn1d-fcos", "champion")
     msg = str(err.value)
     assert f"MLflow tracking server {dead} is unreachable ([Errno 111] Connection refused)" in msg
-    assert str(box.path) in msg and "python -m flows sync" in msg and str(tmp_path / "runs") in msg
+    assert str(box.path) in msg and "amr-prune sync" in msg and str(tmp_path / "runs") in msg
     with pytest.raises(TrackingUnavailable, match="cannot finish its MLflow tracking"):
         tracking.check_online(t)
 
@@ -169,7 +169,7 @@ def test_sqlite_errors_are_not_mistaken_for_an_outage(tmp_path, store):
 def test_cli_sync_dry_run_and_upload(tmp_path, store):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli import app
     from fixtures_pipeline import tiny_config
     cfg = tiny_config(tmp_path)
     runner = CliRunner()

@@ -7,7 +7,7 @@ outbox (tracking/outbox.py) for the rest of the run: training and pruning go on,
 stay under ``runs/``. What needs the server itself — registering a model version, moving an alias,
 reading the registry (every other client call, and task bodies marked :func:`needs_server`) — then
 fails with a :class:`TrackingUnavailable` that says what was kept and how to upload it
-(``python -m flows sync``, then run the pipeline again: finished stages are cached).
+(``amr-prune sync``, then run the pipeline again: finished stages are cached).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def go_offline(tracking: dict[str, Any], exc: BaseException) -> Outbox:
                         artifact_location=tracking.get("artifact_location"), reason=reason)
     _OFFLINE[uri] = box
     warn(f"[tracking] MLflow tracking server {uri} is unreachable ({reason}): the run goes on; its MLflow "
-          f"records are kept in {box.path} (upload them later with `python -m flows sync`)")
+          f"records are kept in {box.path} (upload them later with `amr-prune sync`)")
     return box
 
 
@@ -63,7 +63,7 @@ def unavailable_message(box: Outbox, what: str) -> str:
     return (f"MLflow tracking server {header['uri']} is unreachable ({header['reason']}), so this run cannot "
             f"{what}. Nothing is lost: the finished stages' models and results are under {runs}/ and this "
             f"run's {box.count()} MLflow records are in {box.path}. When the server is back, upload them with "
-            f"`python -m flows sync` and run the pipeline again: finished stages are cached, only the steps "
+            f"`amr-prune sync` and run the pipeline again: finished stages are cached, only the steps "
             f"that need the server run.")
 
 

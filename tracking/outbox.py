@@ -1,5 +1,5 @@
 """The tracking outbox: MLflow records kept on local disk while the tracking server is unreachable, and
-their replay (``python -m flows sync``) once it is back.
+their replay (``amr-prune sync``) once it is back.
 
 When a flow run loses its tracking server (tracking/runs.py decides that), every later logging call
 of that flow run — new runs, params, metrics, tags, artefacts, run ends — is appended to one JSON-lines

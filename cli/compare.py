@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_compare.py"
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_compare.py"
 
 
 def compare(ctx: typer.Context) -> None:

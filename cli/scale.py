@@ -5,7 +5,7 @@
     sweep-report   a finished sweep's table and Pareto plot, rebuilt from the tracking store and the registry
     deploy         prune_pipeline as a deployment on a Prefect work pool (needs PREFECT_API_URL)
 
-Errors become one line plus a hint (flows/cli/common.py: AmrPruneGroup).
+Errors become one line plus a hint (cli/common.py: AmrPruneGroup).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def sweep(sweep_config: str = SWEEP_CONFIG,
     """Run prune_pipeline for every (method, target, model) combination and print the sweep's table.
 
     `--set` changes a pipeline setting of every combination (e.g. --set finetune.epochs=2)."""
-    from ..sweep import run_sweep
+    from flows.sweep import run_sweep
     overrides: dict = {}
     for key, value in (("methods", method), ("targets", target), ("models", model), ("runner", runner),
                        ("workers", workers)):
@@ -74,7 +74,7 @@ def deploy(pool: str = typer.Option(..., help="the work pool (prefect work-pool 
     """Register prune_pipeline as a deployment on a Prefect work pool (a worker then runs its flow runs)."""
     from prefect.settings import PREFECT_API_URL
 
-    from ..deploy import deploy as deploy_flow
+    from flows.deploy import deploy as deploy_flow
     from .pipeline import NoPrefectServer
     if not PREFECT_API_URL.value():
         raise NoPrefectServer("PREFECT_API_URL is not set: deployments and workers need a Prefect server")

@@ -25,10 +25,10 @@ def run(config: str = CONFIG,
         overrides["method"] = method
     cfg = load_cfg(config, overrides)               # fail fast, before Prefect starts
 
-    from ..context import check_offered
+    from flows.context import check_offered
     check_offered(cfg)
-    from ..prune_pipeline import prune_pipeline
-    from ..report import print_report
+    from flows.prune_pipeline import prune_pipeline
+    from flows.report import print_report
     note(f"prune_pipeline: method {cfg.method}, model {cfg.model.name}, data {cfg.data.dvc_file}, "
          f"runs in {cfg.runs_path}")
     summary = prune_pipeline(config=config, overrides=overrides)
@@ -61,7 +61,7 @@ def serve(config: str = CONFIG,
     the .dvc file points to then. Needs a Prefect server (PREFECT_API_URL)."""
     from pydantic import ValidationError
     cfg = load_cfg(config)                          # a bad configuration fails now, not at 3 am
-    from ..context import check_offered
+    from flows.context import check_offered
     check_offered(cfg)
     from prefect.client.schemas.schedules import CronSchedule
     try:
@@ -74,7 +74,7 @@ def serve(config: str = CONFIG,
         if not PREFECT_API_URL.value():
             raise NoPrefectServer("serve needs a Prefect server (PREFECT_API_URL is not set): the temporary one "
                                   "a plain run starts cannot schedule runs")
-    from ..retrain_and_prune import serve as serve_flow
+    from flows.retrain_and_prune import serve as serve_flow
     note(f"serving retrain_and_prune/{name} on '{cron}' with {config} (Ctrl-C stops it)")
     serve_flow(config=config, cron=cron, name=name)
 
@@ -87,7 +87,7 @@ def promote(config: str = CONFIG,
         raise typer.BadParameter(f"{model!r}: choose pruned or base", param_hint="--model")
     overrides = parse_overrides(set_)
     load_cfg(config, overrides)
-    from ..promote import promote as promote_flow
+    from flows.promote import promote as promote_flow
     summary = promote_flow(config=config, overrides=overrides, model=model)
     if as_json:
         print_json(summary)

@@ -1,7 +1,7 @@
-"""``python -m flows sync``: upload the MLflow records a flow run kept in ``<runs>/outbox/`` while the
+"""``amr-prune sync``: upload the MLflow records a flow run kept in ``<runs>/outbox/`` while the
 tracking server was unreachable (tracking/outbox.py does the work).
 
-Registered as ``amr-prune sync`` by flows/cli/__init__.py.
+Registered as ``amr-prune sync`` by cli/__init__.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The amr-prune command line (Typer): ``amr-prune COMMAND`` (console script) or ``python -m flows COMMAND``.
+"""The amr-prune command line (Typer): ``amr-prune COMMAND`` (console script) or ``python -m cli COMMAND``.
 
-    data synth|import|info|fetch   datasets (flows/cli/data.py)
+    data synth|import|info|fetch   datasets (cli/data.py)
     run | serve | promote           the prune flow, its cron deployment, the promotion gate (pipeline.py)
     models | lineage                the MLflow registry (registry.py)
     export | bench-latency          ONNX export checked with ONNX Runtime; CPU latency (export.py)
@@ -9,8 +9,11 @@
     sweep | sweep-report | deploy   sweeps on Dask, Prefect work pools (scale.py, docs/SCALING.md)
 
 Every command turns an error into one line plus a hint (``--debug`` shows the traceback); ``--quiet`` (or
-``CI`` set) turns progress bars and spinners off. The pre-CLI names ``pipeline``, ``fetch``,
-``import-dataset`` and ``status`` still work (hidden aliases).
+``CI`` set) turns progress bars and spinners off.
+
+Importing this package has no side effect and imports neither torch, Prefect nor MLflow: each command imports
+what it needs when it runs, so ``amr-prune --help`` is fast. :func:`main` applies the Prefect/MLflow
+environment defaults (settings/environment.py) before dispatching.
 """
 from __future__ import annotations
 
@@ -21,9 +24,7 @@ from pathlib import Path
 import typer
 
 from . import compare, data, export, pipeline, registry, scale, sync
-from .common import AmrPruneGroup, parse_overrides, set_global_options
-
-_overrides = parse_overrides          # the name tests and older callers use
+from .common import AmrPruneGroup, set_global_options
 
 app = typer.Typer(cls=AmrPruneGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   pretty_exceptions_show_locals=False,
@@ -49,16 +50,12 @@ app.command()(sync.sync)
 scale.register(app)                   # sweep, sweep-report, deploy (docs/SCALING.md)
 compare.register(app)                 # compare: the methods side by side on a dataset (docs/BENCHMARKS.md)
 
-# the names of the first command line (scripts and notes written before `amr-prune`)
-app.command("pipeline", hidden=True)(pipeline.run)
-app.command("status", hidden=True)(registry.models)
-app.command("fetch", hidden=True)(data.fetch)
-app.command("import-dataset", hidden=True)(data.import_)
-
 
 def main() -> None:
+    from settings.environment import apply_defaults
+    apply_defaults()                  # before any command imports Prefect
     # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C: the MLflow runs are closed as FAILED instead of
     # staying RUNNING; finished stages stay cached and training resumes from its last checkpoint.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    prog = "amr-prune" if Path(sys.argv[0]).name == "amr-prune" else "python -m flows"
+    prog = "amr-prune" if Path(sys.argv[0]).name == "amr-prune" else "python -m cli"
     app(prog_name=prog)

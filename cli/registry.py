@@ -20,7 +20,7 @@ def models(config: str = CONFIG,
     from tracking.registry import registry_state
     from tracking.runs import client_for
 
-    from ..report import print_registry
+    from flows.report import print_registry
     cfg = load_cfg(config)
     uri = cfg.tracking_uri()
     check_store(uri)

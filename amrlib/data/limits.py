@@ -88,3 +88,14 @@ def human(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
+
+
+def check_fits_memory(nbytes: int, where: str, what: str, max_bytes: int | None = None) -> None:
+    """Refuse (before reading) an array of ``nbytes`` that a reader must hold in memory when it exceeds
+    :func:`memory_bound`. HDF5 declares shapes for free: a 10 KB file can declare 10**10 labels whose
+    unwritten chunks read back as fill values."""
+    bound, source = memory_bound(max_bytes)
+    if nbytes > bound:
+        raise DatasetError(f"{where}: {what} would take {human(nbytes)} in memory, more than the {human(bound)} "
+                           f"one load may take ({source}); nothing was read. Set {MAX_LOAD_ENV} (e.g. 32G) "
+                           f"to allow more")

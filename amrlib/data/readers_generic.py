@@ -23,7 +23,7 @@ import numpy as np
 
 from .dataset import DatasetError, LazyIQ, SignalDataset
 from .h5_boundary import check_local, local_dataset
-from .limits import require_file
+from .limits import check_fits_memory, require_file
 from .npz_boundary import check_npz
 
 #: Target bytes per bounded read of frames (LazyIQ chunk) and of label rows.
@@ -143,6 +143,7 @@ def labels_from_y(y, n: int, where: str, chunk_rows: int | None = None) -> tuple
     shape = tuple(y.shape)
     if len(shape) == 0 or shape[0] != n:
         raise DatasetError(f"{where}: labels have shape {shape} but there are {n} frames")
+    check_fits_memory(n * (8 + np.dtype(y.dtype).itemsize), where, f"{n:,} labels")
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         labels = _integral(np.asarray(y[:]).reshape(n), "labels", where)
         if n and labels.min() < 0:
@@ -173,6 +174,7 @@ def snrs_from_z(z, n: int, where: str) -> np.ndarray:
     shape = tuple(z.shape)
     if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] != n:
         raise DatasetError(f"{where}: SNRs must be [N] or [N, 1] with N = {n} frames, got shape {shape}")
+    check_fits_memory(n * (8 + np.dtype(z.dtype).itemsize), where, f"{n:,} SNRs")
     return _integral(np.asarray(z[:]).reshape(n), "SNRs", where)
 
 

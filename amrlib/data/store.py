@@ -26,6 +26,7 @@ import numpy as np
 
 from .dataset import DatasetError, LazyIQ, SignalDataset
 from .h5_boundary import check_local
+from .limits import check_fits_memory
 from .readers_generic import H5Opener, default_chunk_rows, ncl_to_ncl, open_h5, require_keys
 
 FORMAT_NAME = "amr-prune"
@@ -134,10 +135,12 @@ def read_own(path: str | os.PathLike, *, chunk_rows: int | None = None) -> Signa
             if iq.ndim != 3 or iq.shape[1] != 2 or iq.dtype != np.float32:
                 raise DatasetError(f"{path}: iq must be float32 [n, 2, L], got {iq.dtype} {iq.shape}")
             n, length = int(iq.shape[0]), int(iq.shape[2])
-            labels, snrs = f["labels"][()], f["snrs"][()]
-            for name, arr in (("labels", labels), ("snrs", snrs)):
+            for name in ("labels", "snrs"):
+                arr = f[name]
                 if arr.shape != (n,) or arr.dtype.kind not in "iu":
                     raise DatasetError(f"{path}: {name} must be integer [{n}], got {arr.dtype} {arr.shape}")
+                check_fits_memory(n * arr.dtype.itemsize, f"{path}:{name}", f"{n:,} {name}")
+            labels, snrs = f["labels"][()], f["snrs"][()]
             try:
                 classes = json.loads(f.attrs["classes"])
                 stored_meta = json.loads(f.attrs.get("meta", "{}"))

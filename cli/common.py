@@ -34,30 +34,30 @@ class State:
 
 STATE = State()
 
-#: hints by exception class name (the first match in the exception's MRO wins)
-HINTS = {
-    "PeerStageError": "try another MAC target (--set peer.target_macs_reduction=...), other peer.options, or "
-                      "another method; docs/CONFIGURATION.md lists them",
-    "ConfigError": "compare with configs/default.yaml; docs/CONFIGURATION.md lists every setting",
-    "DataStoreError": "`amr-prune data info` shows what the .dvc file points to; `amr-prune data fetch` makes it "
-                      "present (README.md 'Bring a real dataset')",
-    "DatasetError": "readable: RML2016.10a/b .pkl, RML2018.01a .hdf5, the project's own .h5, generic X/Y/Z "
-                    ".h5/.npz (`amr-prune data import --help` for keys and layout)",
-    "ModelError": "the checkpoint must be one written by amr-prune (amrlib.models.save_model)",
-    "RegistryError": "`amr-prune models` lists the registered versions and their aliases",
-    "MlflowException": "`amr-prune models` lists the registered versions; check tracking.uri in the configuration",
-    "OnnxExportError": "run with --debug for the exporter's traceback",
-    "PruningError": "docs/CONFIGURATION.md lists the methods and their options (peer.options)",
-    "FileNotFoundError": "check the path (relative paths are relative to the current directory)",
-    "FileExistsError": "--force overwrites it",
-    "NoPrefectServer": "start one with `.venv/bin/prefect server start --host 127.0.0.1 --port 4200 &` and "
-                       "`export PREFECT_API_URL=http://127.0.0.1:4200/api`",
-    "PermissionError": "check the file's permissions",
-    "DivergedError": "lower the learning rate (--set pretrain.lr=... / finetune.lr=...); nothing of this stage was "
-                     "recorded, so the next run trains it again",
-    "TamperedArtefact": "the version's files changed after registration: register the model again from the "
-                        "pipeline (`amr-prune run`) and do not use this version",
+#: hints for errors that are not the project's own (an :class:`~amrlib.errors.AmrPruneError` carries its hint)
+BUILTIN_HINTS: dict[type, str] = {
+    FileNotFoundError: "check the path (relative paths are relative to the current directory)",
+    FileExistsError: "--force overwrites it",
+    PermissionError: "check the file's permissions",
 }
+#: hints for the third-party errors and the project errors that do not derive from AmrPruneError yet, by the
+#: module defining them: looked up in ``sys.modules`` only (an exception of a module never imported cannot
+#: occur), so nothing is imported to report an error
+MODULE_HINTS: dict[tuple[str, str], str] = {
+    ("mlflow.exceptions", "MlflowException"): "`amr-prune models` lists the registered versions; check tracking.uri "
+                                              "in the configuration",
+    ("amrlib.data.dataset", "DatasetError"): "readable: RML2016.10a/b .pkl, RML2018.01a .hdf5, the project's own "
+                                             ".h5, generic X/Y/Z .h5/.npz (`amr-prune data import --help` for keys "
+                                             "and layout)",
+    ("amrlib.onnx_export", "OnnxExportError"): "run with --debug for the exporter's traceback",
+}
+#: errors whose message is already a plain sentence (no ``ClassName:`` prefix), besides AmrPruneError.show_type
+PLAIN: tuple[tuple[str, str], ...] = (("amrlib.data.dataset", "DatasetError"), ("amrlib.onnx_export", "OnnxExportError"))
+
+
+def _loaded(module: str, name: str) -> type | None:
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls if isinstance(cls, type) else None
 
 
 def progress_enabled() -> bool:
@@ -66,17 +66,32 @@ def progress_enabled() -> bool:
 
 
 def hint_for(exc: BaseException) -> str | None:
-    for cls in type(exc).__mro__:
-        if cls.__name__ in HINTS:
-            return HINTS[cls.__name__]
+    from amrlib.errors import AmrPruneError
+    if isinstance(exc, AmrPruneError) and exc.hint:
+        return exc.hint
+    for (module, name), hint in MODULE_HINTS.items():
+        cls = _loaded(module, name)
+        if cls is not None and isinstance(exc, cls):
+            return hint
+    for cls, hint in BUILTIN_HINTS.items():
+        if isinstance(exc, cls):
+            return hint
     return None
+
+
+def _plain(exc: BaseException) -> bool:
+    """Whether the message reads as a sentence of its own (else it is shown as ``ClassName: message``)."""
+    from amrlib.errors import AmrPruneError
+    if isinstance(exc, AmrPruneError):
+        return not exc.show_type
+    if isinstance(exc, FileExistsError):
+        return True
+    return any(cls is not None and isinstance(exc, cls) for cls in (_loaded(*m) for m in PLAIN))
 
 
 def report_error(exc: BaseException) -> None:
     msg = str(exc).strip() or type(exc).__name__
-    known = {"ConfigError", "DataStoreError", "DatasetError", "RegistryError", "OnnxExportError", "ModelError",
-             "PruningError", "FileExistsError", "NoPrefectServer"}
-    if not known & {cls.__name__ for cls in type(exc).__mro__}:     # our own errors read as plain sentences
+    if not _plain(exc):                                   # our own errors read as plain sentences
         msg = f"{type(exc).__name__}: {msg}"
     from rich.markup import escape
     err_console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from .common import CONFIG, JSON, SET, console, load_cfg, note, parse_overrides, print_json
+from amrlib.errors import AmrPruneError
 
 #: kept in step with amrlib.pruning.methods.METHODS (tests/test_cli.py checks it)
 METHOD_HELP = ("pruning method, overriding the configuration's `method`: fcos | l1 | bn_scale | fpgm | random | "
@@ -50,8 +51,13 @@ def print_pictures(summary: dict) -> None:
         console.print(f"{role:6s} {shown}  ({pngs})", soft_wrap=True)
 
 
-class NoPrefectServer(RuntimeError):
+class NoPrefectServer(AmrPruneError, RuntimeError):
     """``serve`` was started without a Prefect server to register the schedule with."""
+    show_type = False
+    hint = (
+        'start one with `.venv/bin/prefect server start --host 127.0.0.1 --port 4200 &` and `export '
+        'PREFECT_API_URL=http://127.0.0.1:4200/api`'
+    )
 
 
 def serve(config: str = CONFIG,

@@ -36,10 +36,16 @@ from amrlib.data.dataset import DatasetError
 from amrlib.data.readers import load_dataset
 from amrlib.data.store import save_dataset
 from amrlib.data.synth import GENERATOR_VERSION, synthesize
+from amrlib.errors import AmrPruneError
 
 
-class DataStoreError(RuntimeError):
+class DataStoreError(AmrPruneError, RuntimeError):
     """The dataset cannot be made available; the message names the file, the remote and the problem."""
+    show_type = False
+    hint = (
+        '`amr-prune data info` shows what the .dvc file points to; `amr-prune data fetch` makes it present '
+        "(README.md 'Bring a real dataset')"
+    )
 
 
 def file_md5(path: str | os.PathLike, block: int = 1 << 20) -> str:

@@ -39,9 +39,10 @@ from settings.sweep import SweepConfig, combination_configs, load_sweep_config
 from flows.sweep_report import PLAN_ARTIFACT, markdown, sweep_rows, write_report
 
 from .prune_pipeline import prune_pipeline
+from amrlib.errors import AmrPruneError
 
 
-class SweepError(RuntimeError):
+class SweepError(AmrPruneError, RuntimeError):
     """Some combinations of a sweep failed (the report lists them)."""
 
 

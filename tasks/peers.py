@@ -32,6 +32,10 @@ from tracking.runs import StageRun
 class PeerStageError(ConfigError):
     """The configured method cannot prune this model as asked (a configuration problem: change
     ``method``, ``peer.target_macs_reduction`` or ``peer.options``)."""
+    hint = (
+        'try another MAC target (--set peer.target_macs_reduction=...), other peer.options, or another method; '
+        'docs/CONFIGURATION.md lists them'
+    )
 
 
 def describe_failure(method: str, target: float, arch: str | None, reason: Exception) -> str:

@@ -8,9 +8,10 @@ only when :func:`unreachable` runs, so importing the outbox stays light.
 from __future__ import annotations
 
 import re
+from amrlib.errors import AmrPruneError
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(AmrPruneError, RuntimeError):
     """The MLflow tracking server cannot be reached; the message says what was kept and how to upload it."""
 
 

@@ -12,13 +12,16 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from .runs import client_for
+from amrlib.errors import AmrPruneError
 
 METRIC_TAGS = ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "mac_reduction", "param_reduction",
                "accuracy_drop", "speedup_b1")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(AmrPruneError, RuntimeError):
     """A registered model, version or alias does not exist, or the tracking store is not there."""
+    show_type = False
+    hint = "`amr-prune models` lists the registered versions and their aliases"
 
 
 def check_store(uri: str) -> None:

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from .errors import unreachable
+from amrlib.errors import AmrPruneError
 
 OFFLINE_PREFIX = "offline-"
 OFFLINE_ID_TAG = "amr_prune.offline_id"
@@ -239,7 +240,7 @@ def replay(box: Outbox, uri: str | None = None, log: Callable[[str], None] = pri
     return {"file": str(box.path), "uri": uri, "experiment_id": exp_id, "ids": dict(ids), **counts}
 
 
-class SyncError(RuntimeError):
+class SyncError(AmrPruneError, RuntimeError):
     """The outbox could not be (fully) uploaded; what is still pending stays on disk."""
 
 

@@ -21,6 +21,7 @@ from amrlib.model_card import write_model_card
 from datastore.dvc_store import file_md5
 
 from .runs import client_for
+from amrlib.errors import AmrPruneError
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2", "amr-prune"]
@@ -139,8 +140,12 @@ def pruning_tags(model: dict) -> dict[str, str]:
     return tags
 
 
-class TamperedArtefact(RuntimeError):
+class TamperedArtefact(AmrPruneError, RuntimeError):
     """A registered version's artefact does not match the md5 recorded when it was registered."""
+    hint = (
+        "the version's files changed after registration: register the model again from the pipeline (`amr-prune "
+        'run`) and do not use this version'
+    )
 
 
 def verify_artefact(path: Path, expected: str | None, where: str) -> Path:

@@ -22,13 +22,16 @@ from .layers import ChannelMap, Remnant
 from .resnet import ResNetSignal, resnet_arch
 from .structure import Block, ChannelGroup, Consumer, Producer, Structure
 from .vgg import VGGSignal, vgg_arch
+from ..errors import AmrPruneError
 
 MODEL_NAMES = ("resnet20", "resnet56", "resnet110", "vgg16", "cnn1d")
 _FAMILIES = {"resnet": ResNetSignal, "vgg": VGGSignal, "cnn1d": CNN1DSignal}
 
 
-class ModelError(ValueError):
+class ModelError(AmrPruneError, ValueError):
     """A model name, spec or checkpoint is unusable."""
+    show_type = False
+    hint = "the checkpoint must be one written by amr-prune (amrlib.models.save_model)"
 
 
 def model_arch(name: str, num_classes: int, frame_length: int = 128) -> dict:

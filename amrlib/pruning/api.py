@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+from ..errors import AmrPruneError
 
 
-class PruningError(ValueError):
+class PruningError(AmrPruneError, ValueError):
     """An impossible or malformed pruning request; raised before anything is modified."""
+    show_type = False
+    hint = "docs/CONFIGURATION.md lists the methods and their options (peer.options)"
 
 
 @dataclass

@@ -9,6 +9,7 @@ and blocks cheaper to drop).
 from __future__ import annotations
 
 import torch
+from ..errors import AmrPruneError
 import torch.nn.functional as F
 
 
@@ -32,5 +33,9 @@ def training_loss(out: torch.Tensor, y: torch.Tensor, *, params=(), l1: float = 
     return loss
 
 
-class DivergedError(ValueError):
+class DivergedError(AmrPruneError, ValueError):
     """Training produced a non-finite loss or non-finite weights: the run is stopped, nothing is kept."""
+    hint = (
+        'lower the learning rate (--set pretrain.lr=... / finetune.lr=...); nothing of this stage was recorded, '
+        'so the next run trains it again'
+    )

@@ -22,6 +22,25 @@ def test_registry_has_fcos_and_every_peer():
     assert set(METHOD_KINDS) == set(METHODS)
 
 
+def test_the_tables_are_views_of_one_registry():
+    from amrlib.pruning.api import registered
+    from amrlib.pruning.peers import CHANNEL_METHODS, LAYER_METHODS
+    reg = registered()
+    assert list(reg) == list(METHODS) == ["fcos", *CHANNEL_METHODS, *LAYER_METHODS]      # the order of --help
+    for name, m in reg.items():
+        assert METHODS[name] is m.fn and METHOD_KINDS[name] == m.kind == m.fn.kind and m.fn.method_name == name
+    assert METHOD_KINDS["fcos"] == "channel+layer" and set(CHANNEL_METHODS) == {"l1", "bn_scale", "fpgm", "random",
+                                                                                  "ssbn"}
+
+
+def test_register_method_refuses_a_second_function_under_a_name_and_an_unknown_kind():
+    from amrlib.pruning.api import register_method
+    with pytest.raises(ValueError, match="registered twice"):
+        register_method("l1", kind="channel")(lambda *a, **k: None)
+    with pytest.raises(ValueError, match="kind"):
+        register_method("x", kind="depth")
+
+
 def test_unknown_method_and_bad_target_are_refused():
     m = build_model("resnet20", 3, 128)
     with pytest.raises(PruningError, match="unknown pruning method 'nope'"):

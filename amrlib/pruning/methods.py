@@ -1,5 +1,9 @@
 """Every pruning method amr-prune offers, behind one interface: FCOS and its peers.
 
+The interface is :class:`~amrlib.pruning.api.PruningMethod`; each method registers itself with
+``@register_method(name, kind=...)`` (FCOS here, the peers in amrlib/pruning/peers/), and
+:func:`~amrlib.pruning.api.registered` is the one registry; :data:`METHODS` and :data:`METHOD_KINDS` are views.
+
 ``prune(method, model, train, val, target_macs_reduction, *, seed=0, finetune=None, **options)``
 returns a :class:`~amrlib.pruning.api.PruneResult` (physically smaller copy of ``model``, a JSON plan
 that :func:`amrlib.pruning.rebuild` replays on the parent, a report). The report always carries
@@ -21,10 +25,9 @@ from __future__ import annotations
 import time
 
 from ..measure import count_params
-from .api import PruneResult, PruningError
+from .api import KINDS, MethodInfo, PruneResult, PruningError, PruningMethod, register_method, registered  # noqa: F401
 from .fcos import fcos
-from .peers import CHANNEL_METHODS, LAYER_METHODS, PEER_METHODS
-from .peers.common import check_options, check_target, jsonable
+from .peers.common import check_options, check_target, jsonable     # importing .peers registers every peer
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
@@ -33,6 +36,7 @@ DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 
 
+@register_method("fcos", kind="channel+layer")
 def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0, finetune=None,
                **options) -> PruneResult:
     """FCOS (channel stage at the MAC target, LaCD on top, optional fine-tuning) in the shared interface."""
@@ -79,14 +83,15 @@ def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0
     return PruneResult(model=res.model, plan=jsonable(plan), report=jsonable(report))
 
 
-METHODS = {"fcos": prune_fcos, **PEER_METHODS}
-METHOD_KINDS = {"fcos": "channel+layer", **{m: "channel" for m in CHANNEL_METHODS},
-                **{m: "layer" for m in LAYER_METHODS}}
+#: views of the registry (:func:`~amrlib.pruning.api.registered`): name -> function, name -> kind
+METHODS: dict[str, PruningMethod] = {name: m.fn for name, m in registered().items()}
+METHOD_KINDS: dict[str, str] = {name: m.kind for name, m in registered().items()}
 
 
 def prune(method: str, model, train, val, target_macs_reduction: float, *, seed: int = 0, finetune=None,
           **options) -> PruneResult:
     """Prune ``model`` with the method named ``method`` (one of :data:`METHODS`) to the MAC target."""
-    if method not in METHODS:
-        raise PruningError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[method](model, train, val, target_macs_reduction, seed=seed, finetune=finetune, **options)
+    methods = registered()
+    if method not in methods:
+        raise PruningError(f"unknown pruning method {method!r}; choose one of {', '.join(methods)}")
+    return methods[method].fn(model, train, val, target_macs_reduction, seed=seed, finetune=finetune, **options)

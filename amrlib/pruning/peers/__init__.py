@@ -11,6 +11,9 @@ Channel methods (target met within ``tolerance``, default 2 points, else Pruning
 ``l1``, ``bn_scale``, ``fpgm``, ``random`` (:mod:`.classic`), ``ssbn`` (:mod:`.ssbn`).
 Layer methods (whole units; unreachable targets are reported, not raised):
 ``layer_cka`` (:mod:`.layer_cka`), ``lcp`` (:mod:`.lcp`).
+
+Each registers itself (``@register_method(name, kind=...)``, :mod:`amrlib.pruning.api`); the tables below are
+views of that registry.
 """
 from .depth import removable_blocks
 from .classic import prune_bn_scale, prune_fpgm, prune_l1, prune_random
@@ -18,17 +21,11 @@ from .layer_cka import prune_layer_cka
 from .lcp import prune_lcp
 from .ssbn import SSBNImportance, prune_ssbn, ssbn_scores
 
-PEER_METHODS = {
-    "l1": prune_l1,
-    "bn_scale": prune_bn_scale,
-    "fpgm": prune_fpgm,
-    "random": prune_random,
-    "ssbn": prune_ssbn,
-    "layer_cka": prune_layer_cka,
-    "lcp": prune_lcp,
-}
-CHANNEL_METHODS = ("l1", "bn_scale", "fpgm", "random", "ssbn")
-LAYER_METHODS = ("layer_cka", "lcp")
+from ..api import registered
+
+CHANNEL_METHODS = tuple(registered("channel"))
+LAYER_METHODS = tuple(registered("layer"))
+PEER_METHODS = {name: registered()[name].fn for name in CHANNEL_METHODS + LAYER_METHODS}
 
 __all__ = ["PEER_METHODS", "CHANNEL_METHODS", "LAYER_METHODS", "prune_l1", "prune_bn_scale", "prune_fpgm",
            "prune_random", "prune_ssbn", "prune_layer_cka", "prune_lcp", "removable_blocks",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch_pruning as tp
 
-from ..api import PruneResult, PruningError
+from ..api import PruneResult, PruningError, register_method
 from .channels import DEFAULT_TOLERANCE, WithoutShortcutMaps, run_channel_method
 from .common import check_options
 
@@ -65,17 +65,21 @@ def _prune(method, model, train, val, target_macs_reduction, seed, finetune, opt
                               min_channels=options.get("min_channels", 1), scope=options.get("scope", "all"))
 
 
+@register_method("l1", kind="channel")
 def prune_l1(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("l1", model, train, val, target_macs_reduction, seed, finetune, options)
 
 
+@register_method("bn_scale", kind="channel")
 def prune_bn_scale(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("bn_scale", model, train, val, target_macs_reduction, seed, finetune, options)
 
 
+@register_method("fpgm", kind="channel")
 def prune_fpgm(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("fpgm", model, train, val, target_macs_reduction, seed, finetune, options)
 
 
+@register_method("random", kind="channel")
 def prune_random(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("random", model, train, val, target_macs_reduction, seed, finetune, options)

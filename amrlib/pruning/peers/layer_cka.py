@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from ..api import PruneResult, PruningError
+from ..api import PruneResult, PruningError, register_method
 from .common import check_options, check_target, working_copy
 from .depth import DEFAULT_LAYER_TOLERANCE, DepthCost, finish_removal
 from .segmentation import auto_segments, fisher_segments, loss_curve
@@ -67,6 +67,7 @@ def allocate(segments: list[list[str]], removable: set[str], score: dict[str, fl
     return removed_with(quota), quota
 
 
+@register_method("layer_cka", kind="layer")
 def prune_layer_cka(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     check_options("layer_cka", options, OPTIONS)
     target = check_target(target_macs_reduction)

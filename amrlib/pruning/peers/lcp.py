@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-from ..api import PruneResult, PruningError
+from ..api import PruneResult, PruningError, register_method
 from ..probes import PROBES, probe_blocks
 from .common import check_options, check_target, working_copy
 from .depth import DEFAULT_LAYER_TOLERANCE, DepthCost, finish_removal
@@ -49,6 +49,7 @@ def greedy_removal(order: list[str], cost: DepthCost, target: float, tolerance: 
     return removed
 
 
+@register_method("lcp", kind="layer")
 def prune_lcp(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     check_options("lcp", options, OPTIONS)
     target = check_target(target_macs_reduction)

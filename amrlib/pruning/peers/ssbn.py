@@ -25,7 +25,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ...models.layers import ChannelMap
-from ..api import PruneResult
+from ..api import PruneResult, register_method
 from .channels import DEFAULT_TOLERANCE, run_channel_method
 from .common import check_options
 
@@ -73,6 +73,7 @@ def producer_bns(model: nn.Module) -> dict[nn.Module, nn.Module | None]:
             for g in model.structure().groups for p in g.producers}
 
 
+@register_method("ssbn", kind="channel")
 def prune_ssbn(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     check_options("ssbn", options, {"tolerance", "min_channels", "scope"})
     return run_channel_method("ssbn", model, train, val, target_macs_reduction,

@@ -305,19 +305,39 @@ def parse_config(data: dict[str, Any] | None, where: str = "<config>") -> Pipeli
 
 
 def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Read and validate a YAML configuration; ``overrides`` (nested dicts) are merged on top."""
+    """Read and validate a YAML configuration; ``overrides`` (nested dicts) are merged on top. A file whose
+    top level has ``extends: OTHER.yaml`` (relative to the file) is an overlay: OTHER is read first and the
+    file's settings are merged over it (nested mappings merge, anything else replaces)."""
     path = Path(path)
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
         path = REPO_ROOT / path             # "configs/default.yaml" from any working directory
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = _read_layers(path, ())
     if overrides:
         data = merge(data or {}, overrides)
     return parse_config(data, str(path))
+
+
+def _read_layers(path: Path, seen: tuple[Path, ...]) -> Any:
+    """The raw YAML of ``path`` with its ``extends`` chain merged underneath."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file" + (f" (extended by {seen[-1]})" if seen else "")) \
+            from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: extends must be a file name (e.g. extends: default.yaml), got {base_name!r}")
+    base = (path.parent / base_name).resolve()
+    if base in seen or base == path.resolve():
+        raise ConfigError(f"{path}: extends {base_name} makes a cycle")
+    below = _read_layers(base, (*seen, path.resolve()))
+    if below is not None and not isinstance(below, dict):
+        raise ConfigError(f"{base}: the configuration must be a YAML mapping, got {type(below).__name__}")
+    return merge(below or {}, data)
 
 
 def merge(base: dict, extra: dict) -> dict:

@@ -96,3 +96,27 @@ def test_cli_overrides_parse_yaml_values():
     from cli.common import parse_overrides as _overrides
     assert _overrides(["pretrain.epochs=2", "lacd.enabled=false", "model.name=cnn1d"]) == {
         "pretrain": {"epochs": 2}, "lacd": {"enabled": False}, "model": {"name": "cnn1d"}}
+
+
+def test_full_yaml_is_an_overlay_on_default_yaml():
+    import yaml
+    raw = yaml.safe_load((REPO_ROOT / "configs" / "full.yaml").read_text())
+    assert raw["extends"] == "default.yaml" and "lacd" not in raw            # only what differs is written
+    full = load_config(REPO_ROOT / "configs" / "full.yaml")
+    assert full.model.name == "resnet56" and full.pretrain.epochs == 50 and full.lacd.interim_epochs == 2
+    assert full.channel_stage == load_config(REPO_ROOT / "configs" / "default.yaml").channel_stage
+
+
+def test_overlay_chain_merges_and_refuses_cycles_and_missing_bases(tmp_path):
+    (tmp_path / "a.yaml").write_text("pretrain: {epochs: 3, lr: 0.01}\nmodel: {name: cnn1d}\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\npretrain: {epochs: 5}\n")
+    (tmp_path / "c.yaml").write_text("extends: b.yaml\nmodel: {name: resnet20}\n")
+    cfg = load_config(tmp_path / "c.yaml", {"pretrain": {"epochs": 7}})
+    assert (cfg.pretrain.epochs, cfg.pretrain.lr, cfg.model.name) == (7, 0.01, "resnet20")
+    (tmp_path / "x.yaml").write_text("extends: y.yaml\n")
+    (tmp_path / "y.yaml").write_text("extends: x.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "x.yaml")
+    (tmp_path / "z.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml: no such configuration file"):
+        load_config(tmp_path / "z.yaml")

@@ -1,8 +1,9 @@
 """Peak memory of prediction against the number of frames: ``amrlib.train.predict_batched`` (batches of
 512) against one whole-array forward (what the MLflow pyfunc wrapper did), for 10k and 100k frames.
 
-Each measurement runs in a fresh child process and reports that process's peak RSS (``ru_maxrss``), so
-one run's allocations never hide in another's. The frames (float32 ``[n, 2, 128]``, 1 MiB per 1,024
+Each measurement runs in a fresh child process and reports that process's peak RSS (``VmHWM`` of
+``/proc/self/status``: the high-water mark of this process image only; ``ru_maxrss`` would include the
+size of whatever process forked it), so one run's allocations never hide in another's. The frames (float32 ``[n, 2, 128]``, 1 MiB per 1,024
 frames) are part of every figure; ``frames_mib`` says how much.
 
     .venv/bin/python bench/bench_predict_memory.py                   # writes bench/results/predict_memory.json
@@ -22,6 +23,18 @@ import time
 from common import ROOT, write_json
 
 
+def peak_rss() -> int:
+    """Peak resident bytes of this process image (VmHWM); ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child(n: int, mode: str, model_name: str, batch_size: int) -> dict:
     import numpy as np
     import torch
@@ -31,7 +44,7 @@ def child(n: int, mode: str, model_name: str, batch_size: int) -> dict:
     torch.manual_seed(0)
     model = build_model(model_name, num_classes=11, frame_length=128).eval()
     frames = np.random.default_rng(0).standard_normal((n, 2, 128), dtype=np.float32)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = peak_rss()
     t0 = time.perf_counter()
     if mode == "batched":
         logits = predict_batched(model, frames, batch_size=batch_size)
@@ -40,7 +53,7 @@ def child(n: int, mode: str, model_name: str, batch_size: int) -> dict:
             logits = model(torch.from_numpy(frames)).numpy()
     seconds = time.perf_counter() - t0
     assert logits.shape == (n, 11) and np.isfinite(logits).all()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     return {"frames": n, "mode": mode, "model": model_name, "batch_size": batch_size if mode == "batched" else n,
             "peak_rss_mib": round(peak / 2**20, 1), "rss_before_predict_mib": round(before / 2**20, 1),
             "frames_mib": round(frames.nbytes / 2**20, 1), "seconds": round(seconds, 2)}

@@ -4,28 +4,35 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Linux carries the parent's resident size into a forked child's ru_maxrss (and keeps it across exec), so a
+# command started straight from a large pytest process reports pytest's size. A small Python process in
+# between starts the command and reports the command's own peak (from os.wait4) into a file.
+_MEASURE = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(usage.ru_maxrss * 1024))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
 
 def run_cli(*args, cwd: Path, env: dict | None = None, timeout: float = 300) -> tuple[int, str, int]:
-    """``(exit code, stdout+stderr, peak RSS in bytes)`` of ``python -m flows ARGS`` (peak RSS of that
-    child alone, from ``os.wait4``)."""
+    """``(exit code, stdout+stderr, peak RSS in bytes)`` of ``python -m flows ARGS`` (the command's own
+    peak RSS; see ``_MEASURE``)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "flows", *map(str, args)], cwd=cwd, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    timer = threading.Timer(timeout, proc.kill)        # a hung child fails the test instead of hanging it
-    timer.start()
-    try:
-        out = proc.stdout.read()
-    finally:
-        timer.cancel()
-        proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)            # before Popen reaps it: its own rusage
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.decode("utf-8", "replace"), usage.ru_maxrss * 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
+        done = subprocess.run([sys.executable, "-c", _MEASURE, str(peak_file), sys.executable, "-m", "flows",
+                               *map(str, args)], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout)
+        peak = int(peak_file.read_text()) if peak_file.exists() else -1
+    return done.returncode, done.stdout.decode("utf-8", "replace"), peak
 
 
 def data_info(path: Path, cwd: Path, env: dict | None = None) -> tuple[int, str, int]:

@@ -16,6 +16,7 @@ from prefect import task
 
 import amrlib.pruning as pruning
 from amrlib import plots
+from amrlib.pruning.plan import add_layer_stage
 
 from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
 from tracking.runs import StageRun
@@ -182,7 +183,4 @@ def _extend_plan(plan_path: str | None, diagnosis: Any, compact) -> dict:
     """The channel plan followed by LaCD's layer stage, so the whole FCOS plan rebuilds from the parent
     (structure only: recalibrated statistics and fine-tuned weights are in the checkpoints)."""
     plan = json.loads(open(plan_path).read()) if plan_path else {"version": 1, "stages": []}
-    plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis.get("settings", {}),
-                           "removed": list(diagnosis["removed"])})     # the same layer stage as fcos() writes
-    plan["arch"] = compact.arch
-    return plan
+    return add_layer_stage(plan, diagnosis, compact)                 # the same layer stage as fcos() writes

@@ -46,6 +46,7 @@ from .api import PruneResult, PruningError
 from .channel_stage import channel_stage
 from .final_target import keep_unremoved, match_final_target
 from .lacd import lacd
+from .plan import add_layer_stage
 from .probes import probe_blocks
 from .recalibrate import recalibrate_bn
 
@@ -143,8 +144,7 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
                     report["channel_stage"] = _cost(narrow)
         timings["match_target"] = time.perf_counter() - t0
     if plan["stages"][-1]["stage"] != "layer":
-        plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis["settings"],
-                               "removed": diagnosis["removed"]})
+        add_layer_stage(plan, diagnosis, compact)
     plan["arch"] = copy.deepcopy(compact.arch)
     report["lacd"] = _cost(compact)
     acc["lacd"] = evaluate(compact, eval_set)

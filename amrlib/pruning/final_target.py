@@ -20,6 +20,7 @@ from torch import nn
 from ..measure import count_macs
 from .channel_stage import channel_stage
 from .layers import remove_blocks
+from .plan import add_layer_stage
 from .recalibrate import recalibrate_bn
 
 
@@ -64,7 +65,5 @@ def match_final_target(parent: nn.Module, train, diagnosis: dict, target: float,
     narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
     compact = recalibrate_bn(remove_blocks(narrow, removals), train, recalibrate_frames, seed=seed).eval()
     diagnosis = keep_unremoved(diagnosis, removals)
-    plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis.get("settings", {}),
-                           "removed": removals, "target_scope": "final"})
-    plan["arch"] = dict(compact.arch)
+    add_layer_stage(plan, diagnosis, compact, removals, target_scope="final")
     return narrow, compact, plan, diagnosis

@@ -16,6 +16,18 @@ from .api import PruningError
 from .surgery import apply_channel_mapping
 
 
+def add_layer_stage(plan: dict, diagnosis: dict, compact: nn.Module, removed: list[str] | None = None,
+                    **extra) -> dict:
+    """Append LaCD's layer stage to ``plan`` (the removed blocks, default ``diagnosis["removed"]``, and the
+    diagnosis's settings; ``extra`` keys after them) and set the plan's ``arch`` to ``compact``'s. The one
+    place an FCOS plan's "layer" entry is written (fcos(), the final-target re-fit and the pipeline's LaCD
+    stage all call it)."""
+    plan["stages"].append({"stage": "layer", "method": "lacd", "settings": diagnosis.get("settings", {}),
+                           "removed": list(diagnosis["removed"] if removed is None else removed), **extra})
+    plan["arch"] = copy.deepcopy(compact.arch)
+    return plan
+
+
 def rebuild(parent: nn.Module, plan: dict | str) -> nn.Module:
     """Replay ``plan`` on a copy of ``parent``; raises PruningError for a plan that does not fit."""
     if isinstance(plan, str):

@@ -3,8 +3,8 @@
 
 Each measurement runs in a fresh child process and reports that process's peak RSS (``VmHWM`` of
 ``/proc/self/status``: the high-water mark of this process image only; ``ru_maxrss`` would include the
-size of whatever process forked it), so one run's allocations never hide in another's. The frames (float32 ``[n, 2, 128]``, 1 MiB per 1,024
-frames) are part of every figure; ``frames_mib`` says how much.
+size of whatever process forked it), so one run's allocations never hide in another's. The frames
+(float32 ``[n, 2, 128]``, 1 MiB per 1,024 frames) are part of every figure; ``frames_mib`` says how much.
 
     .venv/bin/python bench/bench_predict_memory.py                   # writes bench/results/predict_memory.json
     .venv/bin/python bench/bench_predict_memory.py --frames 10000,100000 --model resnet20 --no-one-call

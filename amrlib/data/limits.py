@@ -31,8 +31,8 @@ def require_file(path: str | os.PathLike) -> str:
             inside = sorted(n for n in os.listdir(path) if n.lower().endswith(_DATA_EXT))
         except OSError:
             inside = []
-        hint = (f"; dataset files in it: {', '.join(inside[:3])}" + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
-                if inside else "")
+        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        hint = f"; dataset files in it: {', '.join(inside[:3])}{more}" if inside else ""
         raise DatasetError(f"{path}: is a directory, not a dataset file (give the file itself){hint}")
     if os.path.exists(path):
         raise DatasetError(f"{path}: not a regular file (a pipe, socket or device cannot be a dataset)")

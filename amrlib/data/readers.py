@@ -25,8 +25,7 @@ from .dataset import DatasetError, LazyIQ, SignalDataset
 from .h5_boundary import check_local
 from .limits import require_file
 from .readers_generic import default_chunk_rows, open_h5, read_generic
-from .readers_rml import (RML2016_10A_CLASSES, RML2016_10B_CLASSES, RML2018_CLASSES, read_rml2016,
-                          read_rml2018)
+from .readers_rml import RML2016_10A_CLASSES, RML2016_10B_CLASSES, RML2018_CLASSES, read_rml2016, read_rml2018
 from .store import FORMAT_NAME, is_own_format, read_own
 
 __all__ = ["load_dataset", "detect_format", "validate", "check_classes_nonempty", "read_rml2016",

@@ -17,8 +17,7 @@ import numpy as np
 from .dataset import DatasetError, LazyIQ, SignalDataset, check_frames
 from .h5_boundary import check_local
 from .limits import require_file
-from .readers_generic import (H5Opener, default_chunk_rows, labels_from_y, nlc_to_ncl, open_h5,
-                              require_keys, snrs_from_z)
+from .readers_generic import H5Opener, default_chunk_rows, labels_from_y, nlc_to_ncl, open_h5, require_keys, snrs_from_z
 from .safe_pickle import safe_load
 
 #: RML2016.10a modulations, sorted (the order :func:`read_rml2016` assigns labels in).

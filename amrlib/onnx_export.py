@@ -22,12 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import AmrPruneError
+
 DEFAULT_OPSET = 17
 INPUT, OUTPUT = "iq", "logits"
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(AmrPruneError, RuntimeError):
     """The model could not be exported, or ONNX Runtime disagrees with PyTorch."""
+    hint = "run with --debug for the exporter's traceback"
+    show_type = False
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
@@ -68,11 +72,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = DEFAU
     return path
 
 
-def onnx_session(path: str | os.PathLike, threads: int = 1):
+def onnx_session(path: str | os.PathLike, threads: int = 1, *, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session at the highest graph-optimisation level (constant folding, Conv+BN and
+    Conv+activation fusion, layout transforms), ``threads`` intra-op threads; with ``profile_prefix``, ORT's
+    profiler writes a per-operator trace (see amrlib.deploy.profile)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

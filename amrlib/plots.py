@@ -131,3 +131,33 @@ def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
     else:
         ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def latency_vs_macs(points: Sequence[Mapping], parents: Mapping[tuple, Mapping], path,
+                    title: str = "Latency vs MACs") -> Path:
+    """One panel per batch size: measured latency of every model (``points``: [{"runtime", "batch", "macs",
+    "latency_s"}]) against its MACs, log-log, one series per runtime; the dashed line through each runtime's
+    unpruned model (``parents[(runtime, batch)]``: {"macs", "latency_s"}) is the physical limit, where the
+    speed-up equals the MAC ratio."""
+    plt = _plt()
+    batches = sorted({p["batch"] for p in points})
+    fig, axes = plt.subplots(1, len(batches), figsize=(6.5 * len(batches), 4.5), squeeze=False)
+    for ax, b in zip(axes[0], batches):
+        for i, rt in enumerate(dict.fromkeys(p["runtime"] for p in points)):
+            pts = sorted((p["macs"], p["latency_s"]) for p in points if p["runtime"] == rt and p["batch"] == b)
+            colour = f"C{i}"
+            ax.plot([m / 1e6 for m, _ in pts], [t * 1e3 for _, t in pts], "o", color=colour, label=rt, alpha=0.8)
+            par = parents.get((rt, b))
+            if par:
+                xs = [min(m for m, _ in pts + [(par["macs"], 0)]) / 1e6, par["macs"] / 1e6]
+                ax.plot(xs, [par["latency_s"] * 1e3 * x / xs[-1] for x in xs], "--", color=colour, linewidth=1)
+                ax.plot([par["macs"] / 1e6], [par["latency_s"] * 1e3], "*", color=colour, markersize=12)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.xaxis)
+        ax.set(xlabel="MACs (millions, log scale)", ylabel="median latency (ms, log scale)",
+               title=f"batch {b}: dashed = speed-up equal to the MAC ratio, * = unpruned")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

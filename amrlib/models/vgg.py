@@ -36,6 +36,8 @@ class ConvBNReLU(nn.Module):
 
 
 class VGGSignal(nn.Module):
+    HEAD_BN = (("fc1", "bnf1"), ("fc2", "bnf2"))      # Linear + BatchNorm1d pairs of the head (for folding)
+
     def __init__(self, arch: dict):
         super().__init__()
         self.arch = copy.deepcopy(arch)

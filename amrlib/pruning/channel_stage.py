@@ -65,8 +65,16 @@ def _resolve_ratios(structure, keep_ratio) -> dict[str, float]:
     return ratios
 
 
-def _counts(structure, ratios: dict[str, float]) -> dict[str, int]:
-    return {g.name: max(1, round(ratios[g.name] * g.size)) for g in structure.groups if g.name in ratios}
+def _round_width(k: int, size: int, multiple: int) -> int:
+    """``k`` clusters rounded to the nearest multiple of ``multiple`` (at least one multiple, at most ``size``)."""
+    if multiple <= 1:
+        return k
+    return min(size, max(multiple, multiple * round(k / multiple)))
+
+
+def _counts(structure, ratios: dict[str, float], multiple: int = 1) -> dict[str, int]:
+    return {g.name: _round_width(max(1, round(ratios[g.name] * g.size)), g.size, multiple)
+            for g in structure.groups if g.name in ratios}
 
 
 def _cost_at(model, structure, counts: dict[str, int], measure) -> int:
@@ -79,7 +87,8 @@ def _cost_at(model, structure, counts: dict[str, int], measure) -> int:
     return measure(apply_channel_mapping(copy.deepcopy(model), entries, "select"))
 
 
-def _target_counts(model, structure, target: float, measure, what: str, removals, heights) -> tuple[dict, float, int]:
+def _target_counts(model, structure, target: float, measure, what: str, removals, heights,
+                   multiple: int = 1) -> tuple[dict, float, int]:
     """Per-group cluster counts for a global target: the uniform rule, then the fill-up.
     Returns ``(counts, uniform keep ratio, clusters added back by the fill-up)``."""
     if not 0 < target < 1:
@@ -98,24 +107,26 @@ def _target_counts(model, structure, target: float, measure, what: str, removals
         except PruningError:       # a planned removal needs equal widths around it (a VGG layer): not these
             return False
 
-    if not reaches({g.name: 1 for g in structure.groups}):
-        floor = _cost_at(model, structure, {g.name: 1 for g in structure.groups}, measure)
-        raise PruningError(f"a {target:.2%} {what} reduction would empty a layer: with one channel per group "
+    least = {g.name: _round_width(1, g.size, multiple) for g in structure.groups}
+    if not reaches(least):
+        floor = _cost_at(model, structure, least, measure)
+        per = "one channel" if multiple <= 1 else f"{multiple} channels (width_multiple)"
+        raise PruningError(f"a {target:.2%} {what} reduction would empty a layer: with {per} per group "
                            f"this model reaches at most {1 - floor / base:.2%}")
     lo, hi = 0.0, 1.0                        # reduction(lo) >= target > reduction(hi)
     for _ in range(30):
         mid = (lo + hi) / 2
-        if reaches(_counts(structure, {g.name: mid for g in structure.groups})):
+        if reaches(_counts(structure, {g.name: mid for g in structure.groups}, multiple)):
             lo = mid
         else:
             hi = mid
     ratio = max(lo, 1e-9)
-    counts = _counts(structure, {g.name: ratio for g in structure.groups})
+    counts = _counts(structure, {g.name: ratio for g in structure.groups}, multiple)
     sizes = {g.name: g.size for g in structure.groups}
     open_groups, added = {n for n in counts if counts[n] < sizes[n]}, 0
     while open_groups:   # costs only grow as clusters come back: a group that does not fit now never will
         name = max(sorted(open_groups), key=lambda n: heights[n][sizes[n] - counts[n] - 1])
-        trial = {**counts, name: counts[name] + 1}
+        trial = {**counts, name: _round_width(counts[name] + max(multiple, 1), sizes[name], multiple)}
         if reaches(trial):
             counts, added = trial, added + 1
             if counts[name] >= sizes[name]:
@@ -129,9 +140,13 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
                   target_macs_reduction: float | None = None, target_params_reduction: float | None = None,
                   distance_threshold: float | None = None, linkage: str = "average",
                   represent: str = "folded", fusion: str = "bn_aware", scale_aware: bool = True,
-                  planned_removals: list[str] | tuple = ()) -> tuple[nn.Module, dict]:
+                  planned_removals: list[str] | tuple = (), width_multiple: int = 1) -> tuple[nn.Module, dict]:
     """Cluster and fuse channels; returns ``(pruned_model, plan)`` and leaves ``model`` untouched.
-    ``scale_aware`` (default) fuses positive multiples of a channel exactly (:mod:`amrlib.pruning.fuse`)."""
+    ``scale_aware`` (default) fuses positive multiples of a channel exactly (:mod:`amrlib.pruning.fuse`).
+    ``width_multiple`` (ours, for latency): every group keeps a multiple of this many clusters (or all its
+    channels), for keep ratios and global targets alike; the fill-up then gives clusters back that many at a
+    time. CPU runtimes block channels by 8 or 16 (ONNX Runtime's NCHWc layout): odd widths fall off their
+    fast kernels (docs/EDGE.md)."""
     t0 = time.perf_counter()
     given = [x is not None for x in (keep_ratio, target_macs_reduction, target_params_reduction, distance_threshold)]
     if sum(given) > 1:
@@ -141,14 +156,20 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
     if linkage not in LINKAGES or represent not in REPRESENTATIONS or fusion not in FUSIONS:
         raise PruningError(f"linkage must be one of {LINKAGES}, represent one of {REPRESENTATIONS}, "
                            f"fusion one of {FUSIONS} (got {linkage!r}, {represent!r}, {fusion!r})")
+    if not isinstance(width_multiple, int) or isinstance(width_multiple, bool) or width_multiple < 1:
+        raise PruningError(f"width_multiple must be a positive integer, got {width_multiple!r}")
+    if width_multiple > 1 and distance_threshold is not None:
+        raise PruningError("width_multiple applies to keep ratios and global targets, not to distance_threshold")
     structure = model.structure()
     if planned_removals and (target_macs_reduction is None and target_params_reduction is None):
         raise PruningError("planned_removals only applies to a global target_macs_reduction / target_params_reduction")
     modules = dict(model.named_modules())
     settings = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": bool(scale_aware)}
+    if width_multiple > 1:
+        settings["width_multiple"] = width_multiple
     counts: dict[str, int] | None = None
     if keep_ratio is not None:
-        counts = _counts(structure, _resolve_ratios(structure, keep_ratio))
+        counts = _counts(structure, _resolve_ratios(structure, keep_ratio), width_multiple)
         settings["keep_ratio"] = keep_ratio
     elif distance_threshold is not None:
         if not 0 < distance_threshold < 2:
@@ -158,7 +179,8 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
         measure, what, target = ((count_macs, "MACs", target_macs_reduction) if target_macs_reduction is not None
                                  else (count_params, "params", target_params_reduction))
         heights = {g.name: merge_heights(channel_features(modules, g, represent), linkage) for g in structure.groups}
-        counts, r, added = _target_counts(model, structure, target, measure, what, planned_removals, heights)
+        counts, r, added = _target_counts(model, structure, target, measure, what, planned_removals, heights,
+                                          width_multiple)
         settings.update({f"target_{what.lower()}_reduction": target, "uniform_keep_ratio": r,
                          "filled_up_clusters": added})
         if planned_removals:

@@ -73,7 +73,8 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
          finetune: TrainConfig | dict | None = None, distill: bool = False,
          eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0,
          target_scope: str = "channel", scale_aware: bool = True, lacd_confidence: float | None = None,
-         lacd_resamples: int = 0, diagnose_at: float | None = None, removal_guard: bool = False) -> PruneResult:
+         lacd_resamples: int = 0, diagnose_at: float | None = None, removal_guard: bool = False,
+         width_multiple: int = 1) -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
     if target_scope not in TARGET_SCOPES:
         raise PruningError(f"target_scope must be one of {TARGET_SCOPES}, got {target_scope!r}")
@@ -90,7 +91,8 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         report["probes_parent"] = probe_blocks(model, train, val, max_train_frames=probe_frames,
                                                max_val_frames=probe_frames, probe=probe, seed=seed)
     t0 = time.perf_counter()
-    channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": scale_aware}
+    channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": scale_aware,
+                      "width_multiple": width_multiple}
     diagnosis_target = target_macs_reduction if diagnose_at is None else diagnose_at
     narrow, plan = channel_stage(model, keep_ratio, target_macs_reduction=diagnosis_target,
                                  target_params_reduction=target_params_reduction,

@@ -27,11 +27,11 @@ import time
 from ..measure import count_params
 from .api import KINDS, MethodInfo, PruneResult, PruningError, PruningMethod, register_method, registered  # noqa: F401
 from .fcos import fcos
-from .peers.common import check_options, check_target, jsonable     # importing .peers registers every peer
+from .peers.common import check_options, check_target, jsonable  # importing .peers registers every peer
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
-                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard"}
+                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard", "width_multiple"}
 DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 

@@ -23,6 +23,7 @@ FCOS_VARIANTS = {
     "fcos:light-diagnosis": {"diagnose_at": "light"},   # diagnose at a 10-point lighter cut
     "fcos:recovered-diagnosis": {"interim_epochs": 2},  # 2 recovery epochs before the diagnosis (extra budget)
     "fcos:kd": {"distill": True},                        # fine-tune by distillation from the parent
+    "fcos:width8": {"width_multiple": 8},                # latency-friendly widths: multiples of 8 channels
 }
 SCRATCH = "scratch"                # FCOS's final architecture, random init, the parent's + fine-tune budget
 # the convergence check: the unpruned parent fine-tuned under the same rule. If it gains, the parent was not

@@ -24,12 +24,12 @@ def model():
 
 
 def test_same_logits_as_one_forward_for_any_batch_size(model):
-    frames = toy_dataset(n=203).iq
+    frames = toy_dataset(n=67).iq
     with torch.no_grad():
         whole = model.eval()(torch.from_numpy(frames)).numpy()
-    for batch_size in (1, 64, 203, 1000):
+    for batch_size in (7, 16, 67, 1000):
         got = predict_batched(model, frames, batch_size=batch_size)
-        assert got.dtype == np.float32 and got.shape == (203, 3)
+        assert got.dtype == np.float32 and got.shape == (67, 3)
         np.testing.assert_allclose(got, whole, rtol=1e-4, atol=1e-5)
 
 
@@ -73,6 +73,6 @@ def _growth(n: int) -> float:
 
 
 def test_memory_is_flat_in_the_number_of_frames():
-    # 20x the frames (allocated before both figures); one whole-array forward grows 390 vs 7570 MiB here
-    small, large = _growth(2_000), _growth(40_000)
-    assert large < small + 64, f"predicting 40k frames took {large:.0f} MiB above the frames, 2k {small:.0f} MiB"
+    # 20x the frames (allocated before both figures); one whole-array forward grows about 20x too
+    small, large = _growth(500), _growth(10_000)
+    assert large < small + 64, f"predicting 10k frames took {large:.0f} MiB above the frames, 500 {small:.0f} MiB"

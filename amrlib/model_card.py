@@ -94,7 +94,8 @@ def _accuracy(info: dict) -> list[str]:
     hi = info.get("high_snr_db", 10)
     out = [f"Test split ({_num(ev.get('frames'))} frames, never used for training or model selection): "
            f"accuracy **{_acc(ev['accuracy'])}** over all SNRs, **{_acc(ev.get('high_snr_accuracy'))}** at "
-           f">= {hi} dB" + (f" (parent: {_acc(ref['accuracy'])} / {_acc(ref.get('high_snr_accuracy'))})." if ref else "."),
+           f">= {hi} dB"
+           + (f" (parent: {_acc(ref['accuracy'])} / {_acc(ref.get('high_snr_accuracy'))})." if ref else "."),
            ""]
     per = {int(k): v for k, v in ev["per_snr"].items()}
     rper = {int(k): v for k, v in (ref or {}).get("per_snr", {}).items()}
@@ -188,7 +189,8 @@ def render_model_card(info: dict[str, Any]) -> str:
                  + ", ".join(classes) + ". The output is one logit per class."],
         "Data": [f"`{data['path']}`" + (f", tracked by `{data['dvc_file']}`" if data.get("dvc_file") else "")
                  + f", md5 `{data.get('md5')}`; SNRs {snrs[0]} to {snrs[-1]} dB."
-                 + (f" Split (train/val/test fractions, seed): {json.dumps(data['split'])}." if data.get("split") else "")
+                 + (f" Split (train/val/test fractions, seed): {json.dumps(data['split'])}."
+                    if data.get("split") else "")
                  + (" Synthetic, generator settings: `" + json.dumps(data["synthetic"]) + "`."
                     if data.get("synthetic") else "")],
         "Architecture": _architecture(info), "Compression": _compression(info), "Accuracy": _accuracy(info),

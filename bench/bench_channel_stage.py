@@ -63,7 +63,8 @@ def main():
                          "high_snr_accuracy": ev["high_snr_accuracy"], "macs": count_macs(pruned),
                          "params": count_params(pruned), "seconds": secs})
             r = rows[-1]
-            print(f"keep {keep}: {method:12s} acc {r['accuracy']:.4f} (BN-recal {r['accuracy_bn_recalibrated']:.4f}) MACs {r['macs'] / 1e6:.2f} M "
+            print(f"keep {keep}: {method:12s} acc {r['accuracy']:.4f} (BN-recal {r['accuracy_bn_recalibrated']:.4f}) "
+                  f"MACs {r['macs'] / 1e6:.2f} M "
                   f"params {r['params']:,} ({secs:.2f} s)", flush=True)
     write_json(f"channel_stage_{a.model}_{a.frames_per_key}.json", {"unpruned": base, "rows": rows})
     print(f"\nunpruned {a.model}: test accuracy {base['accuracy']:.4f}, {base['macs'] / 1e6:.2f} M MACs, "
@@ -73,7 +74,8 @@ def main():
     for r in rows:
         print(f"| {r['keep']} | {r['method']} | {r['accuracy']:.4f} | {r['accuracy_bn_recalibrated']:.4f} "
               f"| {r['macs'] / 1e6:.2f} M "
-              f"({1 - r['macs'] / base['macs']:.1%} cut) | {r['params']:,} ({1 - r['params'] / base['params']:.1%} cut) "
+              f"({1 - r['macs'] / base['macs']:.1%} cut) | {r['params']:,} "
+              f"({1 - r['params'] / base['params']:.1%} cut) "
               f"| {r['seconds']:.2f} s |")
 
 

@@ -42,7 +42,8 @@ from pathlib import Path
 import torch
 
 from common import OUT, ROOT
-from compare_methods import CALIBRATION, FCOS_VARIANTS, RETRAIN, SCRATCH, all_methods, run_one, train_parent
+from compare_methods import CALIBRATION, RETRAIN, SCRATCH, all_methods, run_one, train_parent
+from compare_paths import PARENT, data_tag, model_path, parent_path  # noqa: F401  (bench_probe_noise imports them here)
 
 PRESETS = {
     # 2 CPU cores: ResNet20 on 22,000 synthetic frames (6,600 test), 3 seeds, every method and ablation
@@ -62,24 +63,6 @@ PRESETS = {
     "tiny": dict(models=["cnn1d"], frames_per_key=8, seeds=[0, 1], targets=[0.5], methods=["fcos", "l1"],
                  pretrain_epochs=2, pretrain_patience=1, epochs=2, patience=1, jobs=1, latency_repeats=2),
 }
-PARENT = "__parent__"     # the journal's record of an unpruned parent
-
-
-def data_tag(a) -> str:
-    if a.data:
-        st = Path(a.data).stat()
-        return f"{Path(a.data).stem}-{st.st_size}-{int(st.st_mtime)}"
-    return f"synth{a.frames_per_key}"
-
-
-def parent_path(a, model, seed) -> Path:
-    return OUT / "parents" / f"{model}_{data_tag(a)}_{a.recipe}_p{a.pretrain_epochs}-{a.pretrain_patience}_s{seed}.pt"
-
-
-def model_path(a, seed, model, method, target) -> Path:
-    return OUT / f"compare_{a.tag}" / f"s{seed}_{model}_{method.replace(':', '-')}_{round(target * 1000)}.pt"
-
-
 def load_data(a):
     """The whole dataset (a user's file, or the generator's, cached under bench/out)."""
     from amrlib.data import load_dataset, save_dataset, synthesize

@@ -9,7 +9,7 @@ an epoch's time includes its validation pass, kept small by a 5 % validation spl
 * ``--nproc`` processes x 1 thread (each process trains on its half of every batch; gradients and
   BatchNorm statistics are all-reduced over gloo).
 
-    .venv/bin/python bench/bench_ddp.py --frames-per-key 6 --epochs 1 --repeats 2   # small: ~7 minutes on 2 shared cores
+    .venv/bin/python bench/bench_ddp.py --frames-per-key 6 --epochs 1 --repeats 2   # small: ~7 min on 2 shared cores
     .venv/bin/python bench/bench_ddp.py --frames-per-key 100 --epochs 3 --repeats 3   # the full version
 
 Figures go to bench/results/ddp_cpu_<model>_<frames>.json. On a GPU machine the same launcher uses NCCL

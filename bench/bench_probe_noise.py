@@ -17,7 +17,8 @@ import statistics
 import numpy as np
 import torch
 
-from bench_compare import PRESETS, parent_path, parse_args as compare_args, split_for
+from bench_compare import PRESETS, parent_path, split_for
+from bench_compare import parse_args as compare_args
 from common import RESULTS, write_json
 
 

@@ -95,7 +95,8 @@ def phase_trainer(a) -> dict:
 
     start = time.perf_counter()
     try:
-        fit(model, train, val, epochs=1, batch_size=a.batch_size, sampler=ChunkShuffleSampler(a.chunk_frames, a.buffer_frames),
+        fit(model, train, val, epochs=1, batch_size=a.batch_size,
+            sampler=ChunkShuffleSampler(a.chunk_frames, a.buffer_frames),
             step_callbacks=[budget], progress=False)
     except _Budget:
         pass
@@ -180,8 +181,9 @@ def main() -> None:
     print(f"\nfile {w['file_gb']:.2f} GiB ({w['frames']} frames); train split {r['train_frames']} frames")
     print(f"reader : {r['frames_per_s']:8.0f} frames/s ({r['mb_per_s']:.0f} MB/s), peak RSS {r['peak_rss_mb']:.0f} MB, "
           f"buffer {r['max_resident_frames']}/{r['buffer_frames']} frames, every frame once: {r['every_frame_once']}")
-    print(f"trainer: {t['frames_per_s']:8.1f} frames/s ({t['model']}, {t['threads']} thread(s), {t['steps_timed']} steps), "
-          f"peak RSS {t['peak_rss_mb']:.0f} MB; the same model on one in-memory batch: {c['peak_rss_mb']:.0f} MB  ({path})")
+    print(f"trainer: {t['frames_per_s']:8.1f} frames/s ({t['model']}, {t['threads']} thread(s), "
+          f"{t['steps_timed']} steps), peak RSS {t['peak_rss_mb']:.0f} MB; "
+          f"the same model on one in-memory batch: {c['peak_rss_mb']:.0f} MB  ({path})")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def make_project(root: Path, args) -> Path:
     (root / ".dvc" / "config").write_text(f"[core]\n    analytics = false\n    remote = local\n"
                                           f"['remote \"local\"']\n    url = {root.parent / (root.name + '-remote')}\n")
     cfg = {"root": str(root), "torch_threads": 1,
-           "data": {"dvc_file": "bench.dvc", "synthetic": {"path": "data/bench.h5", "frames_per_key": args.frames_per_key,
+           "data": {"dvc_file": "bench.dvc", "synthetic": {"path": "data/bench.h5",
+                                                           "frames_per_key": args.frames_per_key,
                                                            "snrs": [-10, -4, 0, 4, 10, 18], "seed": 0}},
            "model": {"name": args.model},
            "pretrain": {"epochs": args.epochs, "batch_size": 64},
@@ -104,7 +105,7 @@ def main():
     out = {"args": vars(a), "cpus": os.cpu_count(), "load_before": load, "load_after": load_after,
            "results": results, "speedup_end_to_end": ratio, "speedup_in_flow": ratio_flow}
     path = write_json(f"sweep_{a.tag}.json", out)
-    print(f"\n| mode | combinations | end to end | in flow |\n|---|---|---|---|")
+    print("\n| mode | combinations | end to end | in flow |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['mode']} | {len(r['combinations'])} | {r['end_to_end_s']:.1f} s | {r['in_flow_s']:.1f} s |")
     print(f"\nsequential / dask{a.dask_workers}: x{ratio:.2f} end to end, x{ratio_flow:.2f} in flow "

@@ -31,8 +31,10 @@ def main():
     torch.manual_seed(a.seed)
     model = build_model(a.model, train.num_classes, train.frame_length)
     t0 = time.perf_counter()
-    res = fit(model, train, val, epochs=a.epochs, seed=a.seed, checkpoint_dir=OUT / f"ckpt_{a.model}_{a.frames_per_key}",
-              callbacks=[lambda r: print(f"epoch {r['epoch']}: train {r['train_accuracy']:.3f} val {r['val_accuracy']:.3f} "
+    res = fit(model, train, val, epochs=a.epochs, seed=a.seed,
+              checkpoint_dir=OUT / f"ckpt_{a.model}_{a.frames_per_key}",
+              callbacks=[lambda r: print(f"epoch {r['epoch']}: train {r['train_accuracy']:.3f} "
+                                         f"val {r['val_accuracy']:.3f} "
                                          f"{r['frames_per_s']:.0f} frames/s", flush=True)])
     wall = time.perf_counter() - t0
     ev = evaluate(model, test)

@@ -52,7 +52,8 @@ MODULE_HINTS: dict[tuple[str, str], str] = {
     ("amrlib.onnx_export", "OnnxExportError"): "run with --debug for the exporter's traceback",
 }
 #: errors whose message is already a plain sentence (no ``ClassName:`` prefix), besides AmrPruneError.show_type
-PLAIN: tuple[tuple[str, str], ...] = (("amrlib.data.dataset", "DatasetError"), ("amrlib.onnx_export", "OnnxExportError"))
+PLAIN: tuple[tuple[str, str], ...] = (("amrlib.data.dataset", "DatasetError"),
+                                      ("amrlib.onnx_export", "OnnxExportError"))
 
 
 def _loaded(module: str, name: str) -> type | None:

@@ -1,8 +1,6 @@
 """``amr-prune data synth | import | info | fetch``: the dataset the pipeline trains on (DVC-tracked)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -89,7 +87,7 @@ def import_(source: Path = typer.Argument(..., help="RML2016.10a/b .pkl, RML2018
             as_json: bool = JSON) -> None:
     """Convert a dataset file to the project's format, track it with DVC (replacing what the .dvc file
     pointed to; the old dataset stays in the DVC cache/remote and git history) and push it."""
-    from datastore.dvc_store import import_dataset
+    from datastore.importing import import_dataset
     cfg = load_cfg(config)
     target = dvc_file or cfg.data.dvc_file
     given = {"x_key": x_key, "y_key": y_key, "z_key": z_key, "classes": _split_list(class_names), "layout": layout}
@@ -166,7 +164,8 @@ def describe(path: Path, format: str | None = None, md5: str | bool | None = Non
     out = {"path": str(path), "format": ds.meta.get("format"), "variant": ds.meta.get("variant"),
            "frames": len(ds), "frame_length": ds.frame_length, "classes": list(ds.classes),
            "frames_per_class": {c: int(k) for c, k in zip(ds.classes, counts)},
-           "snrs": [int(s) for s in snr_values], "frames_per_snr": {int(s): int(k) for s, k in zip(snr_values, snr_counts)},
+           "snrs": [int(s) for s in snr_values],
+           "frames_per_snr": {int(s): int(k) for s, k in zip(snr_values, snr_counts)},
            "bytes": path.stat().st_size}
     if md5 is None:
         md5 = file_md5_progress(path)
@@ -201,8 +200,10 @@ def print_info(info: dict) -> None:
                 else ", ".join(str(s) for s in snrs) + " dB")
     rows = [("format", info.get("format", "-") + (f" ({info['variant']})" if info.get("variant") else "")),
             ("frames", f"{info['frames']:,}"), ("frame length", f"{info['frame_length']} complex samples"),
-            ("classes", f"{len(info['classes'])}: " + ", ".join(f"{c} ({n:,})" for c, n in info["frames_per_class"].items())),
-            ("SNRs", snr_text), ("size", f"{info['bytes'] / 2**20:,.1f} MiB"), ("md5", info.get("md5", "(not computed)"))]
+            ("classes", f"{len(info['classes'])}: "
+             + ", ".join(f"{c} ({n:,})" for c, n in info["frames_per_class"].items())),
+            ("SNRs", snr_text), ("size", f"{info['bytes'] / 2**20:,.1f} MiB"),
+            ("md5", info.get("md5", "(not computed)"))]
     if info.get("dvc_file"):
         verdict = {True: "matches", False: "[red]DIFFERS[/]", None: ""}[info.get("md5_matches_dvc")]
         rows.append(("tracked by", f"{info['dvc_file']}" + (f" (md5 {info['dvc_md5']}: {verdict})"

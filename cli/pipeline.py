@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from .common import CONFIG, JSON, SET, console, load_cfg, note, parse_overrides, print_json
 from amrlib.errors import AmrPruneError
+
+from .common import CONFIG, JSON, SET, console, load_cfg, note, parse_overrides, print_json
 
 #: kept in step with amrlib.pruning.methods.METHODS (tests/test_cli.py checks it)
 METHOD_HELP = ("pruning method, overriding the configuration's `method`: fcos | l1 | bn_scale | fpgm | random | "

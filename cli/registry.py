@@ -16,11 +16,10 @@ def models(config: str = CONFIG,
            name: Optional[str] = typer.Option(None, "--name", help="only this registered model"),
            as_json: bool = JSON) -> None:
     """Registered versions of every model in the tracking store, with their metrics and aliases."""
+    from flows.report import print_registry
     from tracking.lineage import check_store
     from tracking.registry import registry_state
     from tracking.runs import client_for
-
-    from flows.report import print_registry
     cfg = load_cfg(config)
     uri = cfg.tracking_uri()
     check_store(uri)
@@ -35,7 +34,8 @@ def lineage(name: str = typer.Argument(..., help="registered model name, e.g. am
             version: str = typer.Argument(..., help="version number, or @ALIAS (e.g. @champion)"),
             config: str = CONFIG, as_json: bool = JSON) -> None:
     """Where a version came from: data md5, git commit, runs, parent chain, gate decision, plan summary."""
-    from tracking.lineage import lineage as read_lineage, resolve_version
+    from tracking.lineage import lineage as read_lineage
+    from tracking.lineage import resolve_version
     uri = load_cfg(config).tracking_uri()
     if version.startswith("@"):
         version = str(resolve_version(uri, name, alias=version[1:]).version)
@@ -47,7 +47,8 @@ def lineage(name: str = typer.Argument(..., help="registered model name, e.g. am
 
 
 def _print_lineage(info: dict) -> None:
-    console.rule(f"{info['name']} v{info['version']}" + (f"  ({', '.join(info['aliases'])})" if info["aliases"] else ""))
+    console.rule(f"{info['name']} v{info['version']}"
+                 + (f"  ({', '.join(info['aliases'])})" if info["aliases"] else ""))
     rows = [("method", info["method"]), ("role", info["role"]), ("architecture", info["arch"]),
             ("data", f"{info['data_path']} (md5 {info['data_md5']}, {info['data_dvc_file']})"),
             ("git commit", info["git_commit"]), ("Prefect flow run", info["flow_run_id"]),
@@ -92,7 +93,6 @@ def _print_lineage(info: dict) -> None:
 def load_registered(config: str, ref: ModelRef):
     """(model, ModelVersion) of a registered version, its checkpoint downloaded to a temporary folder."""
     import mlflow
-
     from amrlib.models import load_model
     from tracking.lineage import resolve_version
     from tracking.registry import download_checkpoint

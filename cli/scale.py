@@ -54,8 +54,8 @@ def sweep_report(run_id: str = typer.Argument(..., help="the sweep's MLflow run 
                  out: Optional[str] = typer.Option(None, help="folder for sweep.md/.csv/pareto.png "
                                                               "(default: <root>/<out_dir>/<run id>)")) -> None:
     """Rebuild a sweep's table and Pareto plot from the tracking store and the registry."""
-    from settings.sweep import combination_configs, load_sweep_config
     from flows.sweep_report import markdown, sweep_rows, write_report
+    from settings.sweep import combination_configs, load_sweep_config
     sw = load_sweep_config(sweep_config)
     cfg = combination_configs(sw)[0][3]
     rows = sweep_rows(cfg.tracking_uri(), run_id)
@@ -75,6 +75,7 @@ def deploy(pool: str = typer.Option(..., help="the work pool (prefect work-pool 
     from prefect.settings import PREFECT_API_URL
 
     from flows.deploy import deploy as deploy_flow
+
     from .pipeline import NoPrefectServer
     if not PREFECT_API_URL.value():
         raise NoPrefectServer("PREFECT_API_URL is not set: deployments and workers need a Prefect server")

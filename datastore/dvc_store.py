@@ -1,4 +1,6 @@
-"""The versioned dataset: DVC pull / generate-and-push / import, with md5 checks (no Prefect, no MLflow here).
+"""The versioned dataset: DVC pull and generate-and-push, with md5 checks (no Prefect, no MLflow here). The .dvc
+file itself and the error type are in datastore/dvc_files.py (re-exported here); ``data import`` in
+datastore/importing.py.
 
 ``data.dvc`` (committed) names one file under ``data/`` in the project's own HDF5 format, its md5, and —
 for a generated dataset — the generator settings in ``meta.synthetic`` ("the settings recorded with it").
@@ -23,7 +25,6 @@ again) if the remote cannot be reached. Two fetches at once in one project are s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -36,60 +37,8 @@ from amrlib.data.dataset import DatasetError
 from amrlib.data.readers import load_dataset
 from amrlib.data.store import save_dataset
 from amrlib.data.synth import GENERATOR_VERSION, synthesize
-from amrlib.errors import AmrPruneError
 
-
-class DataStoreError(AmrPruneError, RuntimeError):
-    """The dataset cannot be made available; the message names the file, the remote and the problem."""
-    show_type = False
-    hint = (
-        '`amr-prune data info` shows what the .dvc file points to; `amr-prune data fetch` makes it present '
-        "(README.md 'Bring a real dataset')"
-    )
-
-
-def file_md5(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-# ---- the .dvc file ---------------------------------------------------------------------------------
-
-def read_dvc_file(root: Path, dvc_file: str) -> dict[str, Any] | None:
-    """``{"path", "md5", "size", "meta"}`` of a single-file .dvc, or None when it does not exist."""
-    f = root / dvc_file
-    if not f.exists():
-        return None
-    try:
-        doc = yaml.safe_load(f.read_text())
-        out = doc["outs"]
-        if not isinstance(out, list) or len(out) != 1:
-            raise ValueError(f"expected exactly one output, found {len(out) if isinstance(out, list) else out!r}")
-        o = out[0]
-        return {"path": str(o["path"]), "md5": str(o["md5"]), "size": int(o.get("size", -1)),
-                "meta": doc.get("meta") or {}}
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise DataStoreError(f"{f}: not a usable single-file .dvc file ({type(exc).__name__}: {exc})") from None
-
-
-def write_dvc_file(root: Path, dvc_file: str, data_path: str, md5: str, size: int, meta: dict) -> Path:
-    doc = {"outs": [{"md5": md5, "size": int(size), "hash": "md5", "path": data_path}], "meta": meta}
-    f = root / dvc_file
-    fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f".{f.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(yaml.safe_dump({"outs": doc["outs"]}, sort_keys=False, default_flow_style=False))
-        fh.write(yaml.safe_dump({"meta": meta}, sort_keys=False, default_flow_style=None, width=120))
-    os.replace(tmp, f)
-    return f
-
-
-def data_path_of(dvc_file: str, path: str) -> str:
-    """The output path as the project sees it (DVC paths are relative to the .dvc file's directory)."""
-    return str(Path(dvc_file).parent / path)
-
+from .dvc_files import DataStoreError, data_path_of, file_md5, read_dvc_file, write_dvc_file  # noqa: F401
 
 # ---- DVC ------------------------------------------------------------------------------------------
 
@@ -339,43 +288,3 @@ def _first_generation(repo, root: Path, dvc_file: str, name: str, synthetic: dic
     log(f"[data] wrote {dvc_file} and pushed {rel} to remote {name!r}: commit {dvc_file} to git")
     info = check_readable(path)
     return {"path": str(path), "relpath": rel, "md5": file_md5(path), "dvc_file": dvc_file, "remote": name, **info}
-
-
-def import_dataset(root: str | os.PathLike, source: str | os.PathLike, dvc_file: str = "data.dvc",
-                   remote: str | None = None, out: str | None = None, format: str | None = None,
-                   force: bool = False, log=print, reader_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Convert a dataset file (RML2016.10a pickle, RML2018.01a HDF5, ...) to the project's format,
-    track it with ``dvc_file`` (replacing what it pointed to) and push it. ``reader_options`` go to
-    :func:`amrlib.data.load_dataset` (generic X/Y/Z files: ``x_key``, ``y_key``, ``z_key``, ``classes``, ``layout``)."""
-    root = Path(root).resolve()
-    with project_lock(root):
-        return _import_dataset(root, Path(source), dvc_file, remote, out, format, force, log, reader_options)
-
-
-def _import_dataset(root: Path, source: Path, dvc_file: str, remote: str | None, out: str | None,
-                    format: str | None, force: bool, log, reader_options: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        ds = load_dataset(source, format=format, **(reader_options or {}))
-    except DatasetError as exc:
-        raise DataStoreError(f"cannot import: {exc}") from None
-    rel = out or f"data/{source.stem}.h5"
-    path = root / rel
-    if path.exists() and not force:
-        raise DataStoreError(f"{path} already exists: not overwriting it (choose another --out or pass --force)")
-    old = read_dvc_file(root, dvc_file)
-    with dvc_repo(root) as repo:
-        name = remote_name(repo, remote)
-        log(f"[data] converting {source} ({len(ds)} frames, {ds.num_classes} classes) to {rel}")
-        save_dataset(ds, path)
-        md5 = file_md5(path)
-        meta = {"imported_from": {"file": source.name, "format": ds.meta.get("format"),
-                                  "variant": ds.meta.get("variant")}}
-        write_dvc_file(root, dvc_file, os.path.relpath(rel, Path(dvc_file).parent), md5, path.stat().st_size, meta)
-        _commit(repo, dvc_file)
-        push(repo, dvc_file, name)
-    if old:
-        log(f"[data] {dvc_file} now points to {rel} ({md5}); it pointed to {old['path']} ({old['md5']}), "
-            f"which stays in the DVC cache/remote and in git history")
-    info = check_readable(path)
-    return {"path": str(path), "relpath": rel, "md5": md5, "dvc_file": dvc_file, "remote": name,
-            "replaced": old, **info}

@@ -9,6 +9,8 @@ from typing import Any, Iterator
 import torch
 from prefect.runtime import flow_run
 
+from settings.pipeline import REPO_ROOT, ConfigError, PipelineConfig, load_config
+from stages.stage import bind_storage
 from tasks import data as data_tasks
 from tasks import evaluate as eval_tasks
 from tasks import gate as gate_tasks
@@ -17,8 +19,6 @@ from tasks import prune as prune_tasks
 from tasks import registry as registry_tasks
 from tasks import train as train_tasks
 from tracking import runs as tracking
-from stages.stage import bind_storage
-from settings.pipeline import REPO_ROOT, ConfigError, PipelineConfig, load_config
 
 
 def check_offered(cfg: PipelineConfig) -> None:

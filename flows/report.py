@@ -76,7 +76,8 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
     gate = summary.get("gate", {})
     console.rule(f"prune_pipeline: {summary.get('method', cfg.method)}")
     base, pruned = summary.get("base", {}), summary.get("pruned", {})
-    console.print(f"data: {summary['data']['relpath']} (md5 {summary['data']['md5']}, {summary['data']['frames']} frames)")
+    console.print(f"data: {summary['data']['relpath']} (md5 {summary['data']['md5']}, "
+                  f"{summary['data']['frames']} frames)")
     console.print(f"base   {base.get('model')} v{base.get('version')}: test accuracy {base.get('accuracy', 0):.4f}, "
                   f"MACs {base.get('macs', 0):,}")
     console.print(f"pruned {pruned.get('model')} v{pruned.get('version')} ({summary.get('method', cfg.method)}): "

@@ -28,7 +28,8 @@ def retrain_and_prune(config: str = "configs/default.yaml", overrides: dict[str,
 def deployment(config: str = "configs/default.yaml", cron: str = DEFAULT_CRON, name: str = "weekly"):
     """The deployment ``retrain_and_prune/<name>`` with its cron schedule (not yet registered)."""
     return retrain_and_prune.to_deployment(name=name, cron=cron, parameters={"config": config},
-                                           description="Retrain and prune (the configured method) on the current data.dvc dataset")
+                                           description="Retrain and prune (the configured method) on the current "
+                                                       "data.dvc dataset")
 
 
 def serve(config: str = "configs/default.yaml", cron: str = DEFAULT_CRON, name: str = "weekly") -> None:

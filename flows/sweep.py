@@ -32,14 +32,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tracking import runs as tracking
-from settings.pipeline import REPO_ROOT, ConfigError, merge
-from tasks.data import fetch_dataset
-from settings.sweep import SweepConfig, combination_configs, load_sweep_config
+from amrlib.errors import AmrPruneError
 from flows.sweep_report import PLAN_ARTIFACT, markdown, sweep_rows, write_report
+from settings.pipeline import REPO_ROOT, ConfigError, merge
+from settings.sweep import SweepConfig, combination_configs, load_sweep_config
+from tasks.data import fetch_dataset
+from tracking import runs as tracking
 
 from .prune_pipeline import prune_pipeline
-from amrlib.errors import AmrPruneError
 
 
 class SweepError(AmrPruneError, RuntimeError):

@@ -20,11 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from amrlib.pareto import accuracy_vs_reduction, pareto_front
-
+from mlflow import MlflowClient
 from tracking.runs import PARENT_TAG
 
 PLAN_ARTIFACT = "combinations.json"
@@ -49,7 +48,8 @@ def _float(value) -> float | None:
 
 
 def _target_of(params: dict[str, str]) -> float | None:
-    key = "channel_stage.target_macs_reduction" if params.get("method", "fcos") == "fcos" else "peer.target_macs_reduction"
+    fcos = params.get("method", "fcos") == "fcos"
+    key = "channel_stage.target_macs_reduction" if fcos else "peer.target_macs_reduction"
     return _float(params.get(key))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
+
 from amrlib.errors import AmrPruneError
 
 

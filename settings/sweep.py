@@ -155,7 +155,8 @@ def resolve(path: str | os.PathLike, base: Path | None = None) -> Path:
     return p
 
 
-def combination_configs(sweep: SweepConfig, base: Path | None = None) -> list[tuple["Combination", str, dict, PipelineConfig]]:
+def combination_configs(sweep: SweepConfig,
+                        base: Path | None = None) -> list[tuple["Combination", str, dict, PipelineConfig]]:
     """``(combination, pipeline config path, overrides, validated config)`` for every combination: every
     pipeline configuration is validated before anything runs, so a bad one fails the sweep at once."""
     pipeline = str(resolve(sweep.pipeline, base))

@@ -144,7 +144,8 @@ def _default(obj):
 
 
 def stage_key(stage: str, inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical({"stage": stage, "inputs": inputs, "code": code_fingerprint(stage)}).encode()).hexdigest()
+    return hashlib.sha256(canonical({"stage": stage, "inputs": inputs,
+                                     "code": code_fingerprint(stage)}).encode()).hexdigest()
 
 
 def stage_dir(runs: str | os.PathLike, stage: str, key: str) -> Path:

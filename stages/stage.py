@@ -18,9 +18,9 @@ from amrlib.data.readers import load_dataset
 from amrlib.data.split import split
 from amrlib.measure import count_macs, count_params
 from amrlib.models import load_model, save_model
+from datastore.dvc_store import file_md5
 
 from .cache import StageCache, key_of, read_result, results_dir, stage_dir, write_result
-from datastore.dvc_store import file_md5
 
 
 def stage_options(stage: str, run_name: str | None = None, **policy) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any, Callable
 import torch
 
 from amrlib.models import load_model, save_model
-
 from settings.pipeline import REPO_ROOT
 
 

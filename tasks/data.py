@@ -1,11 +1,12 @@
 """Dataset tasks: ``fetch_dataset`` (DVC pull, or generate-and-push from an empty remote) and
-``import_dataset`` (convert a real dataset file, track it with DVC, push). See datastore/dvc_store.py."""
+``import_dataset`` (convert a real dataset file, track it with DVC, push). See datastore/dvc_store.py and
+datastore/importing.py."""
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from datastore import dvc_store
+from datastore import dvc_store, importing
 
 
 def _logger():
@@ -25,5 +26,5 @@ def fetch_dataset(root: str, dvc_file: str, remote: str | None, synthetic: dict)
 @task(name="import_dataset", cache_policy=NO_CACHE, retries=0)
 def import_dataset(root: str, source: str, dvc_file: str, remote: str | None, out: str | None = None,
                    format: str | None = None, force: bool = False) -> dict:
-    return dvc_store.import_dataset(root, source, dvc_file, remote, out=out, format=format, force=force,
+    return importing.import_dataset(root, source, dvc_file, remote, out=out, format=format, force=force,
                                     log=_logger())

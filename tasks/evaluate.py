@@ -10,7 +10,6 @@ from prefect import task
 from amrlib import plots
 from amrlib.measure import machine, measure_latency
 from amrlib.train import evaluate as evaluate_model
-
 from stages.stage import Stage, load_splits, load_stage_model, stage_options
 from tracking.runs import StageRun, snr_metrics
 
@@ -42,7 +41,8 @@ def evaluate(role: str, settings: dict, model: dict, reference: dict | None, dat
                        for b in settings["latency_batch_sizes"]}
             result = {"role": role, "accuracy": ev["accuracy"], "high_snr_accuracy": ev["high_snr_accuracy"],
                       "per_snr": {str(k): v for k, v in ev["per_snr"].items()}, "confusion": ev["confusion"],
-                      "classes": ev["classes"], "frames": ev["frames"], "macs": model["macs"], "params": model["params"],
+                      "classes": ev["classes"], "frames": ev["frames"], "macs": model["macs"],
+                      "params": model["params"],
                       "latency": latency, "machine": machine(), "high_snr_db": int(settings["high_snr_db"]),
                       "checkpoint_md5": model["checkpoint_md5"]}
             if reference is not None:

@@ -2,8 +2,9 @@
 (its parent in the pipeline, the current champion in ``promote``) is within the bound, whose MAC
 reduction against its parent reaches the target, whose accuracy is finite and above the floor
 (``gate.min_accuracy``, default twice chance) and — in the pipeline — which is not behind the current
-champion by more than the allowed drop when that champion was measured on the same data. Every decision is recorded as version tags
-(``gate.passed``, ``gate.accuracy_drop``, ``gate.mac_reduction``, ``gate.reasons``) and in an MLflow run.
+champion by more than the allowed drop when that champion was measured on the same data. Every decision is
+recorded as version tags (``gate.passed``, ``gate.accuracy_drop``, ``gate.mac_reduction``, ``gate.reasons``)
+and in an MLflow run.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from prefect.cache_policies import NO_CACHE
 
 from tracking.registry import CHAMPION, alias_version
 from tracking.runs import StageRun, client_for, needs_server
-
 
 EPS = 1e-9   # bounds are inclusive; 0.90 - 0.88 is 0.0200000000000000018 in floating point
 

@@ -22,11 +22,11 @@ from prefect import task
 from amrlib import plots
 from amrlib.pruning import methods
 from amrlib.pruning.api import PruningError
-
-from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
 from settings.pipeline import ConfigError
-from .prune import recalibrate_bn_stats
+from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
 from tracking.runs import StageRun
+
+from .prune import recalibrate_bn_stats
 
 
 class PeerStageError(ConfigError):
@@ -57,7 +57,8 @@ def peer_stage(method: str, settings: dict, recalibrate: dict, parent: dict, dat
     with stage.lock():
         if stage.done:
             return stage.done
-        target, options, seed = float(settings["target_macs_reduction"]), dict(settings["options"]), int(settings["seed"])
+        target, options = float(settings["target_macs_reduction"]), dict(settings["options"])
+        seed = int(settings["seed"])
         with StageRun(tracking, f"peer_stage-{method}", {"method": method}) as run:
             run.params({"method": method, "peer": settings, "recalibrate": recalibrate,
                         "parent_checkpoint_md5": parent["checkpoint_md5"]})
@@ -91,7 +92,8 @@ def peer_stage(method: str, settings: dict, recalibrate: dict, parent: dict, dat
             lineage = {"method": method, "target_macs_reduction": target, "options": {**options, "seed": seed},
                        "target_met": bool(report.get("target_met", True)), "recalibrate": recalibrate}
             return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "report": str(report_path),
-                                 "method": method, "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
+                                 "method": method, "pruning": lineage,
+                                 "parent_checkpoint_md5": parent["checkpoint_md5"],
                                  "mlflow_run_id": run.run_id})
 
 

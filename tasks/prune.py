@@ -17,7 +17,6 @@ from prefect import task
 import amrlib.pruning as pruning
 from amrlib import plots
 from amrlib.pruning.plan import add_layer_stage
-
 from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
 from tracking.runs import StageRun
 
@@ -71,7 +70,8 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
             plan_path.write_text(json.dumps(plan, indent=1))
             widths = plots.channel_widths(plots.group_widths(model), plots.group_widths(pruned),
                                           stage.dir / "channel_widths.png")
-            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(parent, saved)}
+            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
+                       **_reductions(parent, saved)}
             run.metrics(metrics)
             run.artifact(plan_path)
             run.artifact(widths)
@@ -96,7 +96,8 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
         if stage.done:
             return stage.done
         with StageRun(tracking, "lacd") as run:
-            run.params({"lacd": settings, "recalibrate": recalibrate, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+            run.params({"lacd": settings, "recalibrate": recalibrate,
+                        "parent_checkpoint_md5": pruned["checkpoint_md5"]})
             model = load_stage_model(pruned)
             train, val, _ = load_splits(data, split)
             t0 = time.perf_counter()
@@ -110,7 +111,8 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
             plan = _extend_plan(pruned.get("plan"), diagnosis, compact)
             plan_path = stage.dir / "plan.json"
             plan_path.write_text(json.dumps(plan, indent=1))
-            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"], **_reductions(pruned, saved)}
+            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
+                       **_reductions(pruned, saved)}
             curve = plots.probe_curve({"LaCD": diagnosis["blocks"]}, stage.dir / "probe_curve.png")
             run.metrics(metrics)
             for path in (diagnosis_path, plan_path, curve):
@@ -118,7 +120,8 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
             lineage = dict(pruned.get("pruning") or {"method": "fcos"})
             lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
             return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
-                                 "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": pruned["checkpoint_md5"],
+                                 "method": "fcos", "pruning": lineage,
+                                 "parent_checkpoint_md5": pruned["checkpoint_md5"],
                                  "mlflow_run_id": run.run_id})
 
 
@@ -147,7 +150,8 @@ def match_target(settings: dict, recalibrate: dict, parent: dict, diagnosed: dic
             matched = pruning.match_final_target(
                 model, train, diagnosis, target, linkage=settings.get("linkage", "average"),
                 represent=settings.get("represent", "folded"), fusion=settings.get("fusion", "bn_aware"),
-                scale_aware=settings.get("scale_aware", True), recalibrate_frames=int(recalibrate["frames"]), seed=int(recalibrate["seed"]))
+                scale_aware=settings.get("scale_aware", True), recalibrate_frames=int(recalibrate["frames"]),
+                seed=int(recalibrate["seed"]))
             lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
             lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
             if matched is None:
@@ -167,7 +171,8 @@ def match_target(settings: dict, recalibrate: dict, parent: dict, diagnosed: dic
             for path in (diagnosis_path, plan_path):
                 run.artifact(path)
             return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
-                                 "method": "fcos", "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
+                                 "method": "fcos", "pruning": lineage,
+                                 "parent_checkpoint_md5": parent["checkpoint_md5"],
                                  "mlflow_run_id": run.run_id})
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 from mlflow.exceptions import MlflowException
@@ -16,10 +15,20 @@ from mlflow.models import Model, infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+import mlflow
 from datastore.dvc_store import file_md5
 from stages.stage import Stage, load_stage_model, model_summary, stage_options
-from tracking.registry import (CHALLENGER, MODEL_CODE, PIP_REQUIREMENTS, REGISTER_KEY_TAG, _ensure_registered_model,
-                               _registered_before, download_checkpoint, lineage_tags, log_model_card)
+from tracking.registry import (
+    CHALLENGER,
+    MODEL_CODE,
+    PIP_REQUIREMENTS,
+    REGISTER_KEY_TAG,
+    _ensure_registered_model,
+    _registered_before,
+    download_checkpoint,
+    lineage_tags,
+    log_model_card,
+)
 from tracking.runs import StageRun, client_for, needs_server
 
 

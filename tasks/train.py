@@ -12,7 +12,6 @@ from prefect import task
 from amrlib.models import ModelError, build_model
 from amrlib.train import fit
 from amrlib.train.stream import ChunkShuffleSampler
-
 from stages.stage import Stage, epoch_logger, load_splits, load_stage_model, save_stage_model, stage_options
 from stages.torchrun import fit_with_torchrun
 from tracking.runs import StageRun
@@ -21,7 +20,8 @@ from tracking.runs import StageRun
 def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split: dict, run: StageRun,
                teacher=None, teacher_checkpoint: str | None = None) -> dict[str, Any]:
     """Train in this process (``nproc: 1``) or with ``torchrun`` and DDP (``nproc > 1``)."""
-    fit_kwargs = {k: v for k, v in settings.items() if k not in ("reuse_alias", "use_teacher", "nproc", "stream", "recipe")}
+    fit_kwargs = {k: v for k, v in settings.items()
+                  if k not in ("reuse_alias", "use_teacher", "nproc", "stream", "recipe")}
     nproc, stream = int(settings.get("nproc", 1)), settings.get("stream")
     log = epoch_logger(run, stage.name, int(settings["epochs"]))
     t0 = time.perf_counter()
@@ -34,7 +34,8 @@ def _fit_stage(stage: Stage, model, settings: dict[str, Any], data: dict, split:
     else:
         train, val, _ = load_splits(data, split, lazy=bool(stream))
         res = fit(model, train, val, checkpoint_dir=stage.dir / "train_state", callbacks=[log], teacher=teacher,
-                  progress=False if os.environ.get("AMR_PRUNE_QUIET") else None, sampler=ChunkShuffleSampler(**stream) if stream else None, **fit_kwargs)
+                  progress=False if os.environ.get("AMR_PRUNE_QUIET") else None,
+                  sampler=ChunkShuffleSampler(**stream) if stream else None, **fit_kwargs)
         best_acc, best_epoch, history, resumed = res.best_val_accuracy, res.best_epoch, res.history, res.resumed_from
         provenance = res.provenance
     seconds = time.perf_counter() - t0

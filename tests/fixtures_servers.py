@@ -112,7 +112,8 @@ def postgres(database: str = "mlflow", timeout: float = 60) -> Iterator[str]:
     try:
         pg(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
            "--no-sync")
-        pg(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "server.log"), "-w", "-t", str(int(timeout)),
+        pg(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "server.log"),
+           "-w", "-t", str(int(timeout)),
            "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start", timeout=timeout + 10)
         try:
             pg(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)

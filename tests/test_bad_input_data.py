@@ -15,8 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
+from datastore.dvc_store import DataStoreError, fetch
+from datastore.importing import import_dataset
 from fixtures_pipeline import TINY_DATA, make_project
-from datastore.dvc_store import DataStoreError, fetch, import_dataset
 
 N, L = 24, 32
 NAMES = ["BPSK", "QPSK", "WBFM"]

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from helpers.bench_compare_run import results as _results, run_bench as _bench
+from helpers.bench_compare_run import results as _results
+from helpers.bench_compare_run import run_bench as _bench
 from helpers.rml_pickle import py2_pickle_protocol0, rml2016_dict
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from helpers.bench_compare_run import results as _results, run_bench as _bench
+from helpers.bench_compare_run import results as _results
+from helpers.bench_compare_run import run_bench as _bench
 
 
 @pytest.mark.slow

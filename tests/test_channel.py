@@ -4,8 +4,16 @@ import json
 import numpy as np
 import pytest
 
-from amrlib.data.channel import (IMPAIRMENTS, ChannelConfig, add_awgn, apply_channel, interpolate,
-                                 margin, random_walk, rician_fading)
+from amrlib.data.channel import (
+    IMPAIRMENTS,
+    ChannelConfig,
+    add_awgn,
+    apply_channel,
+    interpolate,
+    margin,
+    random_walk,
+    rician_fading,
+)
 from amrlib.data.modulation import modulate
 
 FS = 200e3

@@ -4,9 +4,9 @@ import torch
 
 from amrlib.models import build_model
 from amrlib.pruning import channel_stage
+from conftest import toy_dataset
 from helpers.tiny_models import one_epoch_models
 from helpers.widen import widen
-from conftest import toy_dataset
 
 
 @pytest.fixture(scope="module")

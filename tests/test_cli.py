@@ -16,9 +16,9 @@ import prefect  # noqa: F401  (imported here so Prefect's log handlers bind to p
 import pytest
 from typer.testing import CliRunner
 
-from fixtures_pipeline import ROOT, make_project, prefect_harness, tiny_config
 from cli import app
 from datastore.dvc_store import file_md5, read_dvc_file
+from fixtures_pipeline import ROOT, make_project, prefect_harness, tiny_config
 
 PRUNED, BASE = "amr-cnn1d-fcos", "amr-cnn1d-base"
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
+from datastore.dvc_store import DataStoreError, fetch, file_md5, read_dvc_file
+from datastore.importing import import_dataset
 from fixtures_pipeline import ROOT, TINY_DATA, clone, commit_all, make_project
-from datastore.dvc_store import DataStoreError, fetch, file_md5, import_dataset, read_dvc_file
 
 quiet = dict(log=lambda *a: None)
 
@@ -27,7 +28,8 @@ def test_first_generation_then_second_clone_pulls_identical_bytes(tmp_path):
     rec = read_dvc_file(a, "tiny.dvc")
     assert rec["md5"] == info["md5"] == file_md5(a / "data/tiny.h5")
     assert rec["meta"]["synthetic"]["frames_per_key"] == TINY_DATA["frames_per_key"]
-    assert info["frames"] == 12 * 4 * 4 and info["classes"] == sorted(TINY_DATA["classes"], key=TINY_DATA["classes"].index)
+    assert info["frames"] == 12 * 4 * 4
+    assert info["classes"] == sorted(TINY_DATA["classes"], key=TINY_DATA["classes"].index)
     assert _remote_objects(remote), "the dataset was not pushed"
     commit_all(a)
 
@@ -197,8 +199,8 @@ def test_import_rml2016_pickle_replaces_the_pointer_and_pushes(tmp_path):
 def test_cli_fetch_and_import(tmp_path):
     from typer.testing import CliRunner
 
-    from fixtures_pipeline import tiny_config
     from cli import app
+    from fixtures_pipeline import tiny_config
     a = make_project(tmp_path / "a", tmp_path / "remote")
     cfg = tiny_config(a)
     out = CliRunner().invoke(app, ["data", "fetch", "-c", str(cfg)])

@@ -30,7 +30,7 @@ def test_every_project_error_has_the_one_base(cls):
 
 
 def test_hints_and_wording_by_type():
-    from cli.common import hint_for, _plain
+    from cli.common import _plain, hint_for
     from settings.sections import ConfigError
     from tasks.peers import PeerStageError
     from tracking.errors import TrackingUnavailable

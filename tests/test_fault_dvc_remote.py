@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from fixtures_pipeline import TINY_DATA, free_port, make_project
 from datastore.dvc_store import DataStoreError, fetch, file_md5, read_dvc_file
+from fixtures_pipeline import TINY_DATA, free_port, make_project
 
 
 @pytest.fixture

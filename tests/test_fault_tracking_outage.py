@@ -128,11 +128,11 @@ def server(tmp_path_factory):
 
 
 def test_server_lost_mid_run_then_sync_then_rerun(server, tmp_path, monkeypatch):
-    from mlflow import MlflowClient
     from typer.testing import CliRunner
 
     from cli import app
     from flows.prune_pipeline import prune_pipeline
+    from mlflow import MlflowClient
     from tracking.runs import TrackingUnavailable
     relay, direct = server
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")          # fail fast (production: 7 retries)

@@ -6,8 +6,7 @@ import torch
 
 from amrlib.measure import count_macs
 from amrlib.models import build_model
-from amrlib.pruning import PruningError, channel_stage, fcos, rebuild, remove_blocks
-from amrlib.pruning import final_removals
+from amrlib.pruning import PruningError, channel_stage, fcos, final_removals, rebuild, remove_blocks
 from amrlib.pruning.methods import prune
 from amrlib.train import TrainConfig
 from conftest import toy_dataset
@@ -127,8 +126,8 @@ def test_vgg_removals_keep_equal_widths_around_the_removed_layer():
 def test_removal_guard_keeps_the_better_of_removals_and_channel_only():
     from amrlib.models import build_model
     from amrlib.pruning import fcos
-    from conftest import toy_dataset
     from amrlib.train import fit
+    from conftest import toy_dataset
     ds = toy_dataset(n=400)
     torch.manual_seed(0)
     m = build_model("resnet20", 3, 128)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures_pipeline import DVC, TINY_DATA, clone, commit_all, free_port, make_project, run
 from datastore.dvc_store import fetch, file_md5, read_dvc_file
+from fixtures_pipeline import DVC, TINY_DATA, clone, commit_all, free_port, make_project, run
 
 pytestmark = pytest.mark.integration
 SECRET = "SeCrEt-not-committed-42"

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from fixtures_pipeline import DVC, make_project, prefect_harness, run, tiny_config
-from fixtures_servers import AWS, BIN, moto_s3, mlflow_server, postgres, postgres_available
+from fixtures_servers import AWS, BIN, mlflow_server, moto_s3, postgres, postgres_available
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries (initdb, pg_ctl) not found "
@@ -27,9 +27,9 @@ def _keys(endpoint: str, bucket: str) -> list[str]:
 
 def test_pipeline_against_mlflow_on_postgres_with_s3_artefacts_and_dvc_s3(tmp_path):
     import sqlalchemy
-    from mlflow import MlflowClient
 
     from flows.prune_pipeline import prune_pipeline
+    from mlflow import MlflowClient
     with postgres() as db, moto_s3(ART, DATA) as endpoint, mlflow_server(db, f"s3://{ART}", endpoint, tmp_path) as url:
         # what `dvc remote add -d team s3://...`, `dvc remote modify team endpointurl/region ...` and
         # `dvc remote modify --local team access_key_id/secret_access_key ...` write (docs/SCALING.md)

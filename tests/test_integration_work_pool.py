@@ -17,12 +17,12 @@ POOL = "amr-test-pool"
 
 
 def test_deployment_runs_on_a_process_worker(tmp_path):
-    from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.deploy import deploy
+    from mlflow import MlflowClient
 
     root = make_project(tmp_path / "proj", tmp_path / "remote")
     cfg = tiny_config(root, lacd={"enabled": False}, torch_threads=1)

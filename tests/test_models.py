@@ -3,8 +3,7 @@ import torch
 from torch import nn
 
 from amrlib.measure import count_macs, count_params
-from amrlib.models import (MODEL_NAMES, ModelError, build_from_arch, build_model, load_model, model_arch,
-                           save_model)
+from amrlib.models import MODEL_NAMES, ModelError, build_from_arch, build_model, load_model, model_arch, save_model
 
 
 @pytest.mark.parametrize("name,params", [("resnet56", 852_795), ("vgg16", 8_851_787), ("cnn1d", 100_907)])

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from amrlib.models import build_model
-from amrlib.pruning.peers.similarity import (cosine, linear_cka, similarity_matrix, unbiased_cka,
-                                             unbiased_hsic)
+from amrlib.pruning.peers.similarity import cosine, linear_cka, similarity_matrix, unbiased_cka, unbiased_hsic
 from conftest import toy_dataset
 
 
@@ -23,7 +22,8 @@ def test_cka_self_one_and_invariances(feats, cka):
     assert cka(x, x) == pytest.approx(1.0, abs=1e-10)
     assert cka(x, x @ q) == pytest.approx(1.0, abs=1e-10)                  # orthogonal transform
     assert cka(x, 7.5 * x) == pytest.approx(1.0, abs=1e-10)                # isotropic scaling
-    y = torch.tanh(x[:, :10]) + 0.5 * torch.randn(40, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(40, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.tanh(x[:, :10]) + 0.5 * noise
     assert cka(x @ q * 3.0, y) == pytest.approx(cka(x, y), abs=1e-10)
     assert cka(x, y) == pytest.approx(cka(y, x), abs=1e-12)
     assert cka(x, y) < 1 - 1e-3
@@ -41,7 +41,8 @@ def test_unbiased_hsic_formula_by_hand():
     l = torch.tensor([[1.0, 0, 2, 1], [0, 2, 1, 1], [2, 1, 3, 0], [1, 1, 0, 1]], dtype=torch.float64)
     kt, lt = k - torch.diag(torch.diag(k)), l - torch.diag(torch.diag(l))
     n = 4
-    by_hand = (torch.trace(kt @ lt) + kt.sum() * lt.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (kt @ lt).sum()) / (n * (n - 3))
+    by_hand = ((torch.trace(kt @ lt) + kt.sum() * lt.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (kt @ lt).sum())
+               / (n * (n - 3)))
     assert float(unbiased_hsic(k, l)) == pytest.approx(float(by_hand))
     with pytest.raises(ValueError):
         unbiased_hsic(k[:3, :3], l[:3, :3])

@@ -22,7 +22,8 @@ def test_scores_match_hand_computation():
     # |theta|, input ones: h1 = |W1| 1 = [6, 1.5]; h2 = |W2| h1 + |b2| = [7.5 + 1, 3 + 0.5] = [8.5, 3.5]
     # R = |w3| h2 = 2 * 8.5 + 4 * 3.5 = 31.   dR/dh2 = |w3| = [2, 4]; dR/dh1 = |W2|' [2, 4] = [2, 2 + 8] = [2, 10]
     # S(layer 1) = sum |W1|_kj * dR/dh1_k = 6 * 2 + 1.5 * 10 = 27
-    # S(layer 2) = sum |W2|_kj h1_j dR/dh2_k + |b2|_k dR/dh2_k = (6 + 1.5) * 2 + 3 * 4 + (1 * 2 + 0.5 * 4) = 15 + 12 + 4 = 31
+    # S(layer 2) = sum |W2|_kj h1_j dR/dh2_k + |b2|_k dR/dh2_k
+    #            = (6 + 1.5) * 2 + 3 * 4 + (1 * 2 + 0.5 * 4) = 15 + 12 + 4 = 31
     # S(layer 3) = sum |w3|_k h2_k = R = 31
     net = _net()
     before = {k: v.clone() for k, v in net.state_dict().items()}

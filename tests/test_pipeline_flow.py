@@ -14,8 +14,8 @@ import torch
 
 import amrlib.pruning
 import tasks.train
-from fixtures_pipeline import PY, ROOT, make_project, prefect_harness, task_states, tiny_config
 from datastore.dvc_store import file_md5, read_dvc_file
+from fixtures_pipeline import PY, ROOT, make_project, prefect_harness, task_states, tiny_config
 
 CACHED_STAGES = ("pretrain", "channel_stage", "lacd", "finetune", "evaluate", "register")
 BASE, PRUNED = "amr-cnn1d-base", "amr-cnn1d-fcos"
@@ -226,7 +226,8 @@ def test_cli_pipeline_prints_the_report(project):
     from cli import app
     out = CliRunner().invoke(app, ["run", "-c", str(project.cfg)], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output[-3000:]
-    for text in ("promotion gate", "amr-cnn1d-fcos", "champion", "mlflow ui --backend-store-uri", "prefect server start"):
+    for text in ("promotion gate", "amr-cnn1d-fcos", "champion", "mlflow ui --backend-store-uri",
+                 "prefect server start"):
         assert text in out.output, text
     bad = CliRunner().invoke(app, ["run", "-c", str(project.cfg), "--set", "channel_stage.keep_ratio=1.5"])
     assert bad.exit_code == 1 and "keep_ratio must be in (0, 1)" in bad.output

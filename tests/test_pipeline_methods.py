@@ -12,8 +12,8 @@ import pytest
 
 import amrlib.pruning.methods
 import tasks.train
-from fixtures_pipeline import make_project, prefect_harness, task_states, tiny_config
 from datastore.dvc_store import file_md5, read_dvc_file
+from fixtures_pipeline import make_project, prefect_harness, task_states, tiny_config
 
 BASE = "amr-cnn1d-base"
 
@@ -26,9 +26,8 @@ def harness():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, harness):
-    from mlflow import MlflowClient
-
     from flows.prune_pipeline import prune_pipeline
+    from mlflow import MlflowClient
     root = make_project(tmp_path_factory.mktemp("methods") / "proj", tmp_path_factory.mktemp("remote"))
     uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
     return SimpleNamespace(root=root, run=prune_pipeline, client=MlflowClient(tracking_uri=uri, registry_uri=uri))
@@ -102,7 +101,8 @@ def test_channel_peer_l1_registers_its_own_model(project, calls):
     from amrlib.models import load_model
     from amrlib.pruning import rebuild
     parent = load_model(next((project.root / "runs" / "pretrain").glob("*/model.pt")))
-    tuned = load_model(json.loads(next((project.root / "runs" / "finetune").glob("*/result.json")).read_text())["checkpoint"])
+    finetuned = json.loads(next((project.root / "runs" / "finetune").glob("*/result.json")).read_text())
+    tuned = load_model(finetuned["checkpoint"])
     assert rebuild(parent, plan).arch == tuned.arch
 
 

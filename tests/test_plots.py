@@ -1,5 +1,4 @@
 """Every plot writes a non-empty PNG of the expected size."""
-import pytest
 
 from amrlib import plots
 from amrlib.models import build_model

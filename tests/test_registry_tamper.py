@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import pytest
 
+import mlflow
 from fixtures_pipeline import make_project, prefect_harness, tiny_config
 
 PRUNED = "amr-cnn1d-fcos"

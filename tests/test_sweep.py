@@ -51,8 +51,9 @@ def versions(project, name):
 
 
 def test_local_sweep_with_a_training_limit_of_one(project):
-    from flows.sweep import run_sweep
     from prefect.client.orchestration import get_client
+
+    from flows.sweep import run_sweep
     from flows.sweep_report import sweep_rows
     path = sweep_file(project, "local.yaml", targets=[0.3, 0.5, 0.7], runner="local", workers=3,
                       training={"limit_name": "test-training", "max_concurrent": 1})

@@ -2,11 +2,12 @@
 Pareto front the sweep report marks."""
 from __future__ import annotations
 
-import flows.sweep  # noqa: F401  (Prefect and MLflow imported here: their log handlers bind to pytest's stream,
-                   # not to the CliRunner's, which is closed after the command)
 import pytest
 import yaml
 
+# Prefect and MLflow are imported here (flows.sweep), at collection: their log handlers bind to pytest's stream,
+# not to the CliRunner's, which is closed after the command
+import flows.sweep  # noqa: F401
 from amrlib.pareto import accuracy_vs_reduction, pareto_front
 from settings.pipeline import REPO_ROOT, ConfigError
 from settings.sweep import combination_configs, load_sweep_config, parse_sweep_config

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
-from stages.cache import (StageCache, code_fingerprint, key_of, read_result, results_dir, stage_dir, stage_key,
-                         write_result)
+from stages.cache import (
+    StageCache,
+    code_fingerprint,
+    key_of,
+    read_result,
+    results_dir,
+    stage_dir,
+    stage_key,
+    write_result,
+)
 
 INPUTS = {"settings": {"epochs": 1}, "data": {"md5": "abc"}, "runs": "/x"}
 
@@ -66,9 +74,8 @@ def _roots(deps):
 def test_code_fingerprint_covers_every_amrlib_module_the_roots_import():
     """Every amrlib module a stage's listed sources import, directly or through other amrlib modules (also
     from inside functions), is part of the stage's fingerprint: editing it invalidates the cached stage."""
-    from test_layering import PACKAGES, collect_modules, imports_of
-
     from stages.cache import CODE_DEPS, ROOT, code_files
+    from test_layering import PACKAGES, collect_modules, imports_of
     mods = collect_modules(ROOT, PACKAGES)
     name_of = {f.resolve(): n for n, f in mods.items()}
     known = set(mods)

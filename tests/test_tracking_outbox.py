@@ -9,9 +9,9 @@ import json
 
 import pytest
 import requests
-from mlflow import MlflowClient
 
 from fixtures_pipeline import free_port
+from mlflow import MlflowClient
 from tracking import runs as tracking
 from tracking.outbox import OFFLINE_ID_TAG, SyncError, is_offline_id, pending, sync_pending
 from tracking.runs import TrackingUnavailable, client_for

@@ -4,7 +4,7 @@ import torch
 
 from amrlib.data import SignalDataset
 from amrlib.models import build_model
-from amrlib.train import TrainConfig, evaluate, fit
+from amrlib.train import evaluate, fit
 
 
 def test_fit_learns_and_selects_on_val(toy):

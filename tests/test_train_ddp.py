@@ -18,7 +18,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from conftest import toy_dataset  # noqa: E402
 from ddp_common import CFG, FRAMES, LENGTH, STREAM, tiny_model  # noqa: E402
 
 from amrlib.data import load_dataset, save_dataset, split  # noqa: E402
@@ -26,6 +25,7 @@ from amrlib.train import fit  # noqa: E402
 from amrlib.train.batches import EpochPlan  # noqa: E402
 from amrlib.train.distributed import DDPStrategy, stratified_shards  # noqa: E402
 from amrlib.train.stream import ChunkShuffleSampler  # noqa: E402
+from conftest import toy_dataset  # noqa: E402
 
 JOB = Path(__file__).parent / "helpers" / "ddp_job.py"
 TOL = 1e-5

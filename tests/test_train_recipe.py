@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from amrlib.models import build_model
-from amrlib.train import (RECIPES, DivergedError, TrainConfig, fit, l1_penalty, recipe, resolve_device,
-                          training_loss)
+from amrlib.train import RECIPES, DivergedError, TrainConfig, fit, l1_penalty, recipe, resolve_device, training_loss
 
 
 def test_l1_term_adds_exactly_coef_times_sum_abs_theta():

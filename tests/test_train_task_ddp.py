@@ -1,13 +1,12 @@
 """The pipeline's pretrain stage with ``nproc: 2`` (torchrun, gloo) against ``nproc: 1`` (in process)."""
-import torch
+
+import pytest
 
 from amrlib.data import save_dataset, synthesize
 from amrlib.models import load_model
-from settings.pipeline import ConfigError, PretrainConfig, parse_config
 from datastore.dvc_store import file_md5
+from settings.pipeline import ConfigError, PretrainConfig, parse_config
 from tasks.train import pretrain
-
-import pytest
 
 
 def test_pretrain_with_two_processes_matches_one(tmp_path):

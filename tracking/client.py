@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from mlflow import MlflowClient
 
-from .outbox import Outbox, is_offline_id
 from .errors import TrackingUnavailable, unreachable  # noqa: F401  (re-exported: tracking.runs)
+from .outbox import Outbox, is_offline_id
 
 #: tracking URI -> the outbox of the flow run in this process that lost that server (reset by :func:`setup`)
 _OFFLINE: dict[str, Outbox] = {}

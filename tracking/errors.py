@@ -8,6 +8,7 @@ only when :func:`unreachable` runs, so importing the outbox stays light.
 from __future__ import annotations
 
 import re
+
 from amrlib.errors import AmrPruneError
 
 

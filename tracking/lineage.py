@@ -8,11 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from mlflow.exceptions import MlflowException
 
-from .runs import client_for
+import mlflow
 from amrlib.errors import AmrPruneError
+
+from .runs import client_for
 
 METRIC_TAGS = ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "mac_reduction", "param_reduction",
                "accuracy_drop", "speedup_b1")
@@ -46,11 +47,12 @@ def resolve_version(uri: str, name: str, alias: str | None = None, version: str 
         rm = client.get_registered_model(name)
     except MlflowException:
         names = sorted(m.name for m in client.search_registered_models())
-        raise RegistryError(f"no registered model {name!r} at {uri} (registered: {', '.join(names) or 'none'})") from None
+        raise RegistryError(f"no registered model {name!r} at {uri} "
+                            f"(registered: {', '.join(names) or 'none'})") from None
     what = f"alias {alias!r}" if alias else f"version {version}"
     aliases = ", ".join(f"{a}->v{v}" for a, v in sorted((rm.aliases or {}).items())) or "no aliases"
-    raise RegistryError(f"{name} has no {what} at {uri} ({aliases}; latest version "
-                        f"{max((int(v.version) for v in client.search_model_versions(f'name = {name!r}')), default=0)})")
+    latest = max((int(v.version) for v in client.search_model_versions(f"name = {name!r}")), default=0)
+    raise RegistryError(f"{name} has no {what} at {uri} ({aliases}; latest version {latest})")
 
 
 def _brief(mv, aliases: list[str]) -> dict[str, Any]:
@@ -79,7 +81,8 @@ def plan_summary(plan: dict | None) -> dict[str, Any] | None:
         if st.get("stage") == "channel":
             groups = st.get("groups", [])
             stages.append({"stage": "channel", "method": st.get("method"), "settings": st.get("settings", {}),
-                           "groups": len(groups), "groups_shrunk": sum(g["size_after"] < g["size_before"] for g in groups),
+                           "groups": len(groups),
+                           "groups_shrunk": sum(g["size_after"] < g["size_before"] for g in groups),
                            "channels_before": sum(g["size_before"] for g in groups),
                            "channels_after": sum(g["size_after"] for g in groups)})
         elif st.get("stage") == "layer":

@@ -10,9 +10,10 @@ spec records its pruned widths and removed blocks, so no plan replay is needed t
 (one row of class scores per frame; the class names are in the model's metadata ``classes``).
 The checkpoint's md5, recorded in the model's ``model_config`` at registration, is checked at load time.
 """
-import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
+
+import mlflow
 
 
 class AmrPruneModel(PythonModel):

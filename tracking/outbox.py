@@ -25,8 +25,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from .errors import unreachable
 from amrlib.errors import AmrPruneError
+
+from .errors import unreachable
 
 OFFLINE_PREFIX = "offline-"
 OFFLINE_ID_TAG = "amr_prune.offline_id"
@@ -179,8 +180,9 @@ def replay(box: Outbox, uri: str | None = None, log: Callable[[str], None] = pri
     """Apply ``box``'s records to the tracking store ``uri`` (default: the one it was meant for), in
     order and resumably; move the file to ``sent/`` when done. Returns what was uploaded.
     ``artifact_location``: for an experiment that has to be created in another store than recorded."""
-    from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
+
+    from mlflow import MlflowClient
 
     records = box.lines()
     header, body = records[0], records[1:]

@@ -13,15 +13,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+import mlflow
+from amrlib.errors import AmrPruneError
 from amrlib.model_card import write_model_card
 from datastore.dvc_store import file_md5
 
 from .runs import client_for
-from amrlib.errors import AmrPruneError
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2", "amr-prune"]

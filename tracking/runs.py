@@ -19,15 +19,26 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-import mlflow
 from filelock import FileLock
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.time import get_current_time_millis
 
-from .client import (_OFFLINE, TrackingClient, TrackingUnavailable, check_online,  # noqa: F401
-                              client_for, go_offline, needs_server, offline_outbox, unreachable, warn)
+import mlflow
+from mlflow import MlflowClient
+
+from .client import (  # noqa: F401
+    _OFFLINE,
+    TrackingClient,
+    TrackingUnavailable,
+    check_online,
+    client_for,
+    go_offline,
+    needs_server,
+    offline_outbox,
+    unreachable,
+    warn,
+)
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000

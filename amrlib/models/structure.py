@@ -16,7 +16,7 @@ to them and a rebuilt model can resolve them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)

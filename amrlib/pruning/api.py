@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from torch import nn
+
 from ..errors import AmrPruneError
 
 

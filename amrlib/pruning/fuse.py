@@ -73,7 +73,8 @@ def fuse_cluster(conv: nn.Module, bn: nn.Module | None, clusters: list[list[int]
         idx = torch.as_tensor(survivors)
         new_w, new_b = w[idx], (b[idx] if b is not None else None)
         if bn is not None:
-            _set_bn(bn, *(getattr(bn, n).detach().double()[idx] for n in ("weight", "bias", "running_mean", "running_var")))
+            _set_bn(bn, *(getattr(bn, n).detach().double()[idx]
+                          for n in ("weight", "bias", "running_mean", "running_var")))
     elif fusion == "mean" or bn is None:
         if bn is None:       # the channel's map is the filter (and bias) itself
             new_w = _stack_mean(w if inv is None else w * _per_row(inv, w), clusters)

@@ -68,7 +68,8 @@ def diagnose_collapse(probes: list[dict], margin: float = 0.005, max_removed: in
             rec["decision"] = f"collapsed but kept: {p.get('reason') or 'not removable'}"
         else:
             rec["removed"] = True
-            rec["decision"] = f"removed: probe {acc:.3f} does not beat best earlier {best:.3f} ({best_name}) by > {margin}"
+            rec["decision"] = (f"removed: probe {acc:.3f} does not beat best earlier {best:.3f} ({best_name}) "
+                               f"by > {margin}")
         if best is None or acc > best:
             best, best_name = acc, p["block"]
         out.append(rec)

@@ -67,7 +67,8 @@ class TrainConfig:
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             problems.append(f"checkpoint_every must be >= 1 or None (got {self.checkpoint_every})")
         if not 0 <= self.kd_alpha <= 1 or self.kd_temperature <= 0:
-            problems.append(f"kd_alpha must be in [0, 1] and kd_temperature > 0 (got {self.kd_alpha}, {self.kd_temperature})")
+            problems.append(f"kd_alpha must be in [0, 1] and kd_temperature > 0 "
+                            f"(got {self.kd_alpha}, {self.kd_temperature})")
         if not 0 <= self.l1 < 1:
             problems.append(f"l1 must be in [0, 1) (got {self.l1}; the reference recipe uses 1e-4)")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
@@ -79,7 +80,9 @@ class TrainConfig:
     def stop_rule(self) -> str:
         """The stop rule in words, for reports: 'cap 50 epochs' or 'patience 5 (min_delta 0), cap 50 epochs'."""
         cap = f"cap {self.epochs} epochs"
-        return cap if not self.patience else f"patience {self.patience} on val accuracy (min_delta {self.min_delta}), {cap}"
+        if not self.patience:
+            return cap
+        return f"patience {self.patience} on val accuracy (min_delta {self.min_delta}), {cap}"
 
 
 RECIPES: dict[str, dict] = {

@@ -11,7 +11,8 @@ pipeline's pretrain stage does), ``--init`` starts from a saved model (e.g. a pr
 fine-tuning) and ``--teacher`` adds knowledge distillation. ``--train`` takes the
 :class:`~amrlib.train.TrainConfig` fields as JSON. ``--stream-chunk-frames``/``--stream-buffer-frames``
 keep the frames on disk and stream them (:class:`amrlib.train.stream.ChunkShuffleSampler`; the file is
-not scanned for NaN/Inf up front); otherwise each rank loads the dataset into memory. Re-running the same command resumes from ``--checkpoint-dir``.
+not scanned for NaN/Inf up front); otherwise each rank loads the dataset into memory. Re-running the same
+command resumes from ``--checkpoint-dir``.
 Rank 0 alone writes the checkpoint, ``--out`` (the best-validation model), ``--result`` (history and
 summary, JSON) and ``--epoch-log`` (one JSON line per epoch, as it finishes).
 """
@@ -28,10 +29,10 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from ..data import load_dataset, split
-from .stream import ChunkShuffleSampler
 from ..models import build_model, load_model, save_model
 from .distributed import init_from_env, shutdown
 from .loop import FitResult, TrainConfig, fit
+from .stream import ChunkShuffleSampler
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,8 +9,9 @@ and blocks cheaper to drop).
 from __future__ import annotations
 
 import torch
-from ..errors import AmrPruneError
 import torch.nn.functional as F
+
+from ..errors import AmrPruneError
 
 
 def l1_penalty(params) -> torch.Tensor:

@@ -19,7 +19,7 @@ class EpochBar:
         self.enabled, self.epochs, self.batches = enabled, epochs, batches
         self.task = None
         if enabled:
-            from rich.progress import (BarColumn, Progress, TextColumn, TimeRemainingColumn)
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
             self.p = Progress(TextColumn("{task.description}"), BarColumn(),
                               TextColumn("{task.fields[fps]:>7.0f} frames/s"), TimeRemainingColumn(),
                               transient=False)

@@ -28,6 +28,7 @@ import torch
 from ..data.dataset import LazyIQ
 from .batches import EpochPlan, count_batches
 
+
 class FramePool:
     """A fixed-capacity store of frames keyed by dataset position (slots reused as frames leave).
 

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(1)
 
 from ddp_common import CFG, STREAM, tiny_model  # noqa: E402
+
 from amrlib.data import load_dataset, split  # noqa: E402
 from amrlib.train import fit  # noqa: E402
 from amrlib.train.batches import ShuffledSampler  # noqa: E402

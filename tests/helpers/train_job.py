@@ -10,9 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(1)
 
-from conftest import toy_dataset  # noqa: E402
 from amrlib.models import build_model, save_model  # noqa: E402
 from amrlib.train import fit  # noqa: E402
+from conftest import toy_dataset  # noqa: E402
 
 ckpt_dir, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ds = toy_dataset(n=520)

@@ -15,13 +15,12 @@ Layer methods (whole units; unreachable targets are reported, not raised):
 Each registers itself (``@register_method(name, kind=...)``, :mod:`amrlib.pruning.api`); the tables below are
 views of that registry.
 """
-from .depth import removable_blocks
+from ..api import registered
 from .classic import prune_bn_scale, prune_fpgm, prune_l1, prune_random
+from .depth import removable_blocks
 from .layer_cka import prune_layer_cka
 from .lcp import prune_lcp
 from .ssbn import SSBNImportance, prune_ssbn, ssbn_scores
-
-from ..api import registered
 
 CHANNEL_METHODS = tuple(registered("channel"))
 LAYER_METHODS = tuple(registered("layer"))

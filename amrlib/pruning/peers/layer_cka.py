@@ -68,7 +68,8 @@ def allocate(segments: list[list[str]], removable: set[str], score: dict[str, fl
 
 
 @register_method("layer_cka", kind="layer")
-def prune_layer_cka(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
+def prune_layer_cka(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None,
+                    **options) -> PruneResult:
     check_options("layer_cka", options, OPTIONS)
     target = check_target(target_macs_reduction)
     kind = options.get("similarity", "unbiased_cka")

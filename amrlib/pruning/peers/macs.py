@@ -1,7 +1,7 @@
 """Per-module MACs from the project's one counter, and exact MAC predictors used by the target searches.
 
-:func:`module_macs` is :func:`amrlib.measure.macs_by_module`: the one counter's per-module split. Because a conv or linear
-layer costs ``in_channels x out_channels x (kernel, positions)``, MACs are bilinear in the channel
+:func:`module_macs` is :func:`amrlib.measure.macs_by_module`: the one counter's per-module split. Because a
+conv or linear layer costs ``in_channels x out_channels x (kernel, positions)``, MACs are bilinear in the channel
 counts of the groups a layer reads and writes, so :class:`ChannelMacModel` predicts the MACs of any
 choice of per-group channel counts exactly, without surgery. Removing a shape-preserving unit
 removes exactly its own layers' MACs except a surviving shortcut map (:func:`block_savings`).
@@ -10,7 +10,6 @@ The searches use these predictions; the final network is always measured with ``
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from ...measure import macs_by_module

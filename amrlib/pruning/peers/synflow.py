@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 
-def synflow_scores(model: nn.Module, unit_names: list[str], input_shape: tuple[int, ...] | None = None) -> dict[str, float]:
+def synflow_scores(model: nn.Module, unit_names: list[str],
+                   input_shape: tuple[int, ...] | None = None) -> dict[str, float]:
     """{unit: SynFlow score}; ``input_shape`` defaults to one frame ``(1, 2, frame_length)``."""
     net = copy.deepcopy(model).double().eval()
     with torch.no_grad():

@@ -6,7 +6,7 @@ Conventions:
   parameter-free option-A shortcut; with that, ResNet56 (11 classes, L=128) has 852,795.
 * **MACs**: multiply-accumulates of convolutions and linear layers (the shortcut maps included) for
   one frame; BN, ReLU, adds and pooling are not counted. Counted with forward hooks (fast enough to
-  sit inside a bisection); ``tests/test_measure.py`` checks it equals PyTorch's
+  sit inside a bisection); ``tests/unit/test_measure.py`` checks it equals PyTorch's
   ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) on every model family, pruned ones too.
   ResNet56: 41,718,464 = the reference's 41.62 M plus 98,304 for the two shortcut maps (0.24%).
 """

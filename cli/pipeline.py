@@ -11,7 +11,7 @@ from amrlib.errors import AmrPruneError
 
 from .common import CONFIG, JSON, SET, console, load_cfg, note, parse_overrides, print_json
 
-#: kept in step with amrlib.pruning.methods.METHODS (tests/test_cli.py checks it)
+#: kept in step with amrlib.pruning.methods.METHODS (tests/pipeline/test_cli.py checks it)
 METHOD_HELP = ("pruning method, overriding the configuration's `method`: fcos | l1 | bn_scale | fpgm | random | "
                "ssbn | layer_cka | lcp")
 

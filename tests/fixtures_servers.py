@@ -150,7 +150,8 @@ def mlflow_server(backend_uri: str, artifacts: str, s3_endpoint: str, tmp: Path,
     """``mlflow server`` (1 worker) on a free port, artefacts proxied to ``artifacts`` on the S3 endpoint."""
     port = free_port()
     log = tmp / "mlflow-server.log"
-    env = {**os.environ, **AWS, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
+    env = {**os.environ, **AWS, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}       # no job-runner consumers: the tests need none
     with process([str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
                   artifacts, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], log, env=env) as proc:
         url = f"http://127.0.0.1:{port}"

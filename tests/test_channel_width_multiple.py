@@ -62,3 +62,16 @@ def test_fcos_final_target_keeps_the_multiple(resnet20):
                 interim_epochs=1, lacd_margin=0.3, recalibrate_frames=64, width_multiple=8)
     assert res.report["target_met"] is True
     assert _on_multiples(res.model, resnet20, 8)
+
+
+def test_fcos_reaches_a_cut_the_multiple_alone_cannot_through_its_removals(resnet20):
+    """ResNet20 on multiples of 8 reaches at most a 90.7% cut by channels alone; FCOS's final scope diagnoses
+    on free widths, removes blocks, and re-fits the channel stage on multiples of 8 around them."""
+    with pytest.raises(PruningError, match="reaches at most 90.7"):
+        channel_stage(resnet20, target_macs_reduction=0.95, width_multiple=8)
+    ds = toy_dataset(n=400)
+    train, val = ds.subset(range(280)), ds.subset(range(280, 400))
+    res = prune("fcos", resnet20, train, val, 0.95, finetune=TrainConfig(epochs=1, batch_size=64),
+                interim_epochs=1, lacd_margin=0.3, recalibrate_frames=64, width_multiple=8)
+    assert res.report["target_met"] is True and res.report["removed_blocks"]
+    assert _on_multiples(res.model, resnet20, 8)

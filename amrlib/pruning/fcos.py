@@ -94,9 +94,12 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
     channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": scale_aware,
                       "width_multiple": width_multiple}
     diagnosis_target = target_macs_reduction if diagnose_at is None else diagnose_at
+    # in the final scope the first channel stage only serves the diagnosis: its widths need not be multiples
+    # (a 95% cut on multiples of 8 may be reachable only with the removals the diagnosis finds)
+    diagnosis_kwargs = {**channel_kwargs, "width_multiple": 1} if target_scope == "final" else channel_kwargs
     narrow, plan = channel_stage(model, keep_ratio, target_macs_reduction=diagnosis_target,
                                  target_params_reduction=target_params_reduction,
-                                 distance_threshold=distance_threshold, **channel_kwargs)
+                                 distance_threshold=distance_threshold, **diagnosis_kwargs)
     narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
     timings["channel_stage"] = time.perf_counter() - t0
     report["channel_stage"] = _cost(narrow)
@@ -116,14 +119,15 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         compact = recalibrate_bn(compact, train, recalibrate_frames, seed=seed)
     timings["lacd"] = time.perf_counter() - t0
     report["target_scope"] = target_scope
-    if target_scope == "final" and (diagnosis["removed"] or diagnose_at is not None):
+    if target_scope == "final" and (diagnosis["removed"] or diagnose_at is not None or width_multiple > 1):
         report["diagnosis_pass"] = {**_cost(compact), "channel_stage": report["channel_stage"],
                                     "removed_blocks": diagnosis["removed"],
                                     "accuracy": evaluate(compact, eval_set)["accuracy"]}
         t0 = time.perf_counter()
         matched = match_final_target(model, train, diagnosis, target_macs_reduction, **channel_kwargs,
                                      recalibrate_frames=recalibrate_frames, seed=seed)
-        if matched is None and diagnose_at is not None:   # diagnosed lighter, nothing to remove: cut to the target
+        if matched is None and (diagnose_at is not None or width_multiple > 1):
+            # diagnosed lighter (or off the width multiple), nothing to remove: cut to the target
             narrow, plan = channel_stage(model, target_macs_reduction=target_macs_reduction, **channel_kwargs)
             narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
             compact, diagnosis = narrow, keep_unremoved(diagnosis, [])

@@ -4,7 +4,7 @@ Resumability: the shuffling order of epoch ``e`` is drawn from a generator seede
 and a checkpoint (every ``checkpoint_every`` steps and at every epoch end) stores model, optimiser,
 scheduler, torch RNG state, the position inside the epoch and the running statistics. A run killed at
 any point and restarted with the same arguments resumes from the last checkpoint and ends with
-bit-identical weights to an uninterrupted run (``tests/test_train_resume.py`` kills one with SIGKILL).
+bit-identical weights to an uninterrupted run (``tests/pipeline/test_train_resume.py`` kills one with SIGKILL).
 
 Two things plug in without touching the single-process arithmetic: a *sampler* (which frames form each
 batch and how they are read: :class:`~amrlib.train.batches.ShuffledSampler` by default, or

@@ -41,7 +41,7 @@ def mlflow_server(s3, tmp_path_factory):
     endpoint, _ = s3
     tmp = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    env = {**os.environ, **AWS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+    env = {**os.environ, **AWS, "MLFLOW_S3_ENDPOINT_URL": endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([str(Path(PY).with_name("mlflow")), "server", "--backend-store-uri",
                              f"sqlite:///{tmp / 'mlflow.db'}", "--artifacts-destination", f"s3://{BUCKET}",

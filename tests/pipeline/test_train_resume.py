@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-JOB = Path(__file__).parent / "helpers" / "train_job.py"
+JOB = Path(__file__).parents[1] / "helpers" / "train_job.py"
 
 
 def run(ckpt, out, kill_at):

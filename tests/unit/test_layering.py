@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: the project's packages, lowest layer first
 PACKAGES = ("amrlib", "settings", "datastore", "tracking", "stages", "tasks", "flows", "cli")
 #: what each package must not import: every package above it, and the services it does not adapt

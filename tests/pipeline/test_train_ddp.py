@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "helpers"))
 from ddp_common import CFG, FRAMES, LENGTH, STREAM, tiny_model  # noqa: E402
 
 from amrlib.data import load_dataset, save_dataset, split  # noqa: E402
@@ -27,7 +27,7 @@ from amrlib.train.distributed import DDPStrategy, stratified_shards  # noqa: E40
 from amrlib.train.stream import ChunkShuffleSampler  # noqa: E402
 from conftest import toy_dataset  # noqa: E402
 
-JOB = Path(__file__).parent / "helpers" / "ddp_job.py"
+JOB = Path(__file__).parents[1] / "helpers" / "ddp_job.py"
 TOL = 1e-5
 
 

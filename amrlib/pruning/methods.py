@@ -31,7 +31,7 @@ from .peers.common import check_options, check_target, jsonable  # importing .pe
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
-                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard"}
+                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard", "width_multiple"}
 DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 

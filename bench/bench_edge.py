@@ -5,8 +5,9 @@ Latency depends on the architecture, not on the weights, so part 1 rebuilds ever
 committed comparison (its rows' plans), with BatchNorm statistics as after training, and times each:
 eager PyTorch (as pruned), eager with BatchNorm folded, ORT FP32 (folded, exported, highest graph
 optimisation) and ORT INT8 (QDQ, calibrated on random frames: latency only). Per row it also counts ORT's
-kernels after optimisation, so LaCD's removals show as fewer operators, and times the FCOS rows again with
-every width rounded up to a multiple of ``--round-to`` (a latency-friendly width, at a few more MACs).
+kernels after optimisation, so LaCD's removals show as fewer operators, and times the FCOS rows again
+re-cut at the same MACs with every width on a multiple of ``--width-multiple`` (the channel stage's
+``width_multiple``, with the row's removed blocks).
 ORT's profiler says where the time goes for the parent and the smallest FCOS network.
 
 Part 2 (``--checkpoints``: trained models saved by a comparison run, e.g. bench/out/compare_cpu/) measures
@@ -41,17 +42,24 @@ def _trained_like(net):
     return net.eval()
 
 
-def _round_arch(arch: dict, k: int) -> dict | None:
-    """The ResNet spec with every width rounded up to a multiple of ``k`` (None for other families)."""
+def _width_multiple_net(parent_arch: dict, arch: dict, target: float, k: int):
+    """The row's network re-cut with widths on multiples of ``k``: the same removed blocks (read from the
+    row's architecture), the channel stage at the same MAC target with ``width_multiple=k``, on the parent's
+    architecture with untrained weights (latency depends on the widths, not on the weights). None when the
+    target cannot be reached on multiples of ``k``."""
+    from amrlib.models import build_from_arch
+    from amrlib.pruning import PruningError, channel_stage, remove_blocks
     if arch.get("family") != "resnet":
         return None
-    up = lambda w: max(k, -(-int(w) // k) * k)      # noqa: E731  (round up to a multiple of k)
-    arch = json.loads(json.dumps(arch))
-    for st in arch.get("stages", []):
-        st["width"] = up(st["width"])
-        for b in st["blocks"]:
-            b["mid"] = up(b["mid"])
-    return arch
+    removed = [f"layer{si + 1}.{bi}" for si, st in enumerate(arch["stages"])
+               for bi, blk in enumerate(st["blocks"]) if blk.get("removed")]
+    try:
+        narrow, _ = channel_stage(_trained_like(build_from_arch(parent_arch)), target_macs_reduction=target,
+                                  planned_removals=removed, width_multiple=k)
+    except PruningError as exc:
+        print(f"[edge] no multiple-of-{k} network at {target:.0%}: {exc}", flush=True)
+        return None
+    return _trained_like(remove_blocks(narrow, removed) if removed else narrow)
 
 
 def time_all(net, length, repeats, threads, tmp: Path, int8: bool = True) -> dict:
@@ -83,17 +91,23 @@ def time_all(net, length, repeats, threads, tmp: Path, int8: bool = True) -> dic
 def part_latency(a, rows, parent_arch, tmp):
     from amrlib.measure import count_macs
     from amrlib.models import build_from_arch
-    nets = [("parent", 0.0, parent_arch, False)]
-    nets += [(r["method"], r["target"], r["plan"]["arch"], False) for r in rows if (r.get("plan") or {}).get("arch")]
-    nets += [(f"{m}+round{a.round_to}", t, _round_arch(arch, a.round_to), True)
-             for m, t, arch, _ in list(nets) if m.startswith("fcos") and a.round_to > 1
-             and _round_arch(arch, a.round_to) is not None]
+    nets = [("parent", 0.0, _trained_like(build_from_arch(parent_arch)), False)]
+    nets += [(r["method"], r["target"], _trained_like(build_from_arch(r["plan"]["arch"])), False)
+             for r in rows if (r.get("plan") or {}).get("arch")]
+    if a.width_multiple > 1:
+        for r in rows:
+            if r["method"] in ("fcos", "fcos:channel") and (r.get("plan") or {}).get("arch"):
+                net = _width_multiple_net(parent_arch, r["plan"]["arch"], r.get("macs_reduction", r["target"]),
+                                          a.width_multiple)
+                if net is not None:
+                    nets.append((f"{r['method']}+w{a.width_multiple}", r["target"], net, True))
     results = []
-    for method, target, arch, rounded in nets:
-        net = _trained_like(build_from_arch(arch))
+    for method, target, net, rounded in nets:
+        arch = net.current_arch() if hasattr(net, "current_arch") else net.arch
         t0 = time.perf_counter()
         lat = time_all(net, int(arch["frame_length"]), a.repeats, a.threads, tmp)
         results.append({"method": method, "target": target, "macs": count_macs(net), "rounded": rounded,
+                        "widths": sorted({g.size for g in net.structure().groups}),
                         "removed_blocks": sum(b.get("removed", False) for st in arch.get("stages", [])
                                               for b in st["blocks"]), "latency_s": lat})
         print(f"[edge] {method} @ {target:.0%}: {results[-1]['macs'] / 1e6:.2f} M MACs, "
@@ -113,13 +127,14 @@ def part_int8(a, settings, tmp):
             "--fractions", *map(str, settings["fractions"]), "--mlflow-uri", ""]
     c = parse_args(argv + (["--data", settings["data"]] if settings.get("data") else []))
     train, _, test = split_for(c, a.seed)
-    calib = np.asarray(train.X[np.random.default_rng(0).choice(len(train), a.calibration, replace=False)], np.float32)
+    pick = np.sort(np.random.default_rng(0).choice(len(train), a.calibration, replace=False))
+    calib = np.asarray(train.iq[pick], np.float32)
     out = []
     for ckpt in sorted(Path(a.checkpoints).glob(f"s{a.seed}_*.pt")) + sorted(a.parent_checkpoints):
         net = load_model(ckpt).eval()
         fp32 = export_onnx(fold_batchnorm(net), tmp / "a.onnx")
         int8 = quantize_int8(fp32, tmp / "a8.onnx", calib)
-        rep = int8_accuracy_check(fp32, int8, np.asarray(test.X, np.float32), test.y, test.snr,
+        rep = int8_accuracy_check(fp32, int8, np.asarray(test.iq, np.float32), test.labels, test.snrs,
                                   max_drop_pt=float("inf"))
         out.append({"model": Path(ckpt).stem, **rep})
         print(f"[edge] int8 {Path(ckpt).stem}: fp32 {rep['fp32_accuracy']:.2%} int8 {rep['int8_accuracy']:.2%} "
@@ -134,7 +149,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=None, help="whose rows (default: the first seed with rows)")
     ap.add_argument("--repeats", type=int, default=40, help="timed runs at batch 1 (batch 256: an eighth, >= 3)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--round-to", type=int, default=8, help="also time FCOS rows with widths rounded up to this")
+    ap.add_argument("--width-multiple", type=int, default=8,
+                    help="also time the FCOS rows re-cut with widths on multiples of this (1: off)")
     ap.add_argument("--checkpoints", help="folder of a comparison's trained models: also measure INT8 accuracy")
     ap.add_argument("--parent-checkpoints", nargs="*", default=[], help="the seed's parent checkpoint(s)")
     ap.add_argument("--calibration", type=int, default=256, help="training frames INT8 is calibrated on")

@@ -158,7 +158,7 @@ def describe(path: Path, format: str | None = None, md5: str | bool | None = Non
     import numpy as np
 
     from amrlib.data import load_dataset
-    ds = load_dataset(path, format=format, scan=False)
+    ds = load_dataset(path, format=format)       # scans for NaN/Inf: a broken file is reported, not described
     counts = np.bincount(ds.labels, minlength=ds.num_classes)
     snr_values, snr_counts = np.unique(ds.snrs, return_counts=True)
     out = {"path": str(path), "format": ds.meta.get("format"), "variant": ds.meta.get("variant"),

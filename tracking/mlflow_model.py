@@ -7,7 +7,8 @@ so loading ``models:/<name>@champion`` never unpickles anything: the weights com
 spec records its pruned widths and removed blocks, so no plan replay is needed to load it.
 
 ``predict`` takes float32 IQ frames ``[n, 2, L]`` and returns float32 logits ``[n, num_classes]``
-(one row of class scores per frame; the class names are in the model's metadata ``classes``).
+(one row of class scores per frame; the class names are in the model's metadata ``classes``), computed
+``batch_size`` frames at a time (``params={"batch_size": N}``, default 512) so memory stays flat.
 The checkpoint's md5, recorded in the model's ``model_config`` at registration, is checked at load time.
 """
 import numpy as np
@@ -39,8 +40,10 @@ class AmrPruneModel(PythonModel):
         x = np.asarray(model_input, dtype=np.float32)
         if x.ndim != 3 or x.shape[1] != 2 or x.shape[2] != self.frame_length:
             raise ValueError(f"expected float32 IQ frames [n, 2, {self.frame_length}], got shape {x.shape}")
-        with self._torch.no_grad():
-            return self.model(self._torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        from amrlib.train import predict_batched  # batches: memory flat in the number of frames
+
+        batch = int((params or {}).get("batch_size", 512))
+        return predict_batched(self.model, x, batch_size=batch)
 
 
 mlflow.models.set_model(AmrPruneModel())

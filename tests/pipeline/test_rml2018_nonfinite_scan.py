@@ -67,8 +67,6 @@ def test_fetch_of_a_tracked_file_with_inf_stops(project):
     assert tracked_state(root) == before
 
 
-@pytest.mark.xfail(strict=True, reason="needs the CLI change of issue 19: cli/data.py describe() calls "
-                                       "load_dataset(path, format=format, scan=False); drop scan=False")
 def test_data_info_reports_the_nan(tmp_path):
     src = write_gold(tmp_path / "nan.hdf5")
     code, out, _ = data_info(src, tmp_path)

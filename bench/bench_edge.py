@@ -164,8 +164,9 @@ def main(argv=None):
     a.seed = seeds[0] if a.seed is None else a.seed
     rows = [r for r in rows if r.get("seed", 0) == a.seed]
     parent_arch = next(r["plan"]["parent_arch"] for r in rows if (r.get("plan") or {}).get("parent_arch"))
-    from amrlib.measure import machine
     import onnxruntime
+
+    from amrlib.measure import machine
     out = {"compare": a.compare, "model": model, "seed": a.seed, "threads": a.threads, "repeats": a.repeats,
            "machine": {**machine(), "onnxruntime": onnxruntime.__version__},
            "load_before": os.getloadavg()}

@@ -59,7 +59,7 @@ def export(ref: str = typer.Argument(..., help="NAME@ALIAS (e.g. amr-resnet20-fc
 def bench_latency(ref: Optional[str] = typer.Argument(None, help="registered model: NAME@ALIAS or NAME/VERSION"),
                   checkpoint: Optional[Path] = typer.Option(None, help="an amr-prune checkpoint file instead"),
                   model: Optional[str] = typer.Option(None, "--model", help="a fresh architecture instead: "
-                                                                             "resnet20 | resnet56 | resnet110 | vgg16 | cnn1d"),
+                                                                             "resnet20 | resnet56 | resnet110 | vgg16 | cnn1d"),  # noqa: E501
                   num_classes: int = typer.Option(11, "--classes", help="with --model: number of classes"),
                   frame_length: int = typer.Option(128, help="with --model: frame length"),
                   batch_sizes: str = typer.Option("1,256", help="comma-separated batch sizes"),

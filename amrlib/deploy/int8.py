@@ -40,8 +40,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
                   batch: int = 32, per_channel: bool = True) -> Path:
     """Write the INT8 (QDQ) version of ``fp32_path`` to ``out_path`` (atomically), calibrated on
     ``calibration`` frames ``[n, 2, L]`` float32."""
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
     frames = np.ascontiguousarray(calibration, dtype=np.float32)
     if frames.ndim != 3 or frames.shape[1] != 2 or len(frames) == 0:
         raise ValueError(f"calibration frames must be [n > 0, 2, L], got {frames.shape}")

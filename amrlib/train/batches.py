@@ -18,7 +18,7 @@ import torch
 from ..models import check_fits
 
 
-def iter_batches(ds, batch_size: int, order: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
+def iter_batches(ds, batch_size: int, order: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:  # noqa: E501
     """Yield (iq float32 [b, 2, L], labels int64 [b], indices) in ``order`` (default: sequential)."""
     order = np.arange(len(ds)) if order is None else np.asarray(order)
     for start in range(0, len(order), batch_size):
@@ -113,4 +113,4 @@ class ShuffledSampler:
              ) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
         for b in range(start, len(wanted)):
             idx = wanted[b]
-            yield torch.from_numpy(np.ascontiguousarray(ds.iq[idx], dtype=np.float32)), torch.from_numpy(ds.labels[idx]), idx
+            yield torch.from_numpy(np.ascontiguousarray(ds.iq[idx], dtype=np.float32)), torch.from_numpy(ds.labels[idx]), idx  # noqa: E501

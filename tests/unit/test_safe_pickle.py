@@ -39,7 +39,7 @@ def test_forbidden_global_raises_and_runs_nothing(tmp_path, payload_cls, protoco
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(data, protocol=protocol))
     with pytest.raises(DatasetError, match=r"evil\.pkl: refusing to unpickle forbidden global '(posix|os|nt)\.system'"
-                       if payload_cls is _Touch else r"evil\.pkl: .*forbidden global '(__builtin__\.eval' \(Python 3: )?builtins\.eval") as info:
+                       if payload_cls is _Touch else r"evil\.pkl: .*forbidden global '(__builtin__\.eval' \(Python 3: )?builtins\.eval") as info:  # noqa: E501
         safe_load(path)
     assert isinstance(info.value, ForbiddenGlobalError)
     assert not marker.exists()

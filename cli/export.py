@@ -9,51 +9,115 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import CONFIG, JSON, console, err_console, parse_model_ref, print_json, progress_enabled, spinner
+from .common import CONFIG, JSON, console, err_console, load_cfg, parse_model_ref, print_json, progress_enabled, spinner
 from .registry import load_registered
 
 
 def export(ref: str = typer.Argument(..., help="NAME@ALIAS (e.g. amr-resnet20-fcos@champion) or NAME/VERSION"),
-           onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write"),
+           onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (INT8 goes beside it as *.int8.onnx)"),
+           int8: bool = typer.Option(False, "--int8", help="also write an INT8 model (ONNX Runtime static "
+                                                           "quantisation), accuracy-checked against FP32"),
+           max_int8_drop: float = typer.Option(0.5, min=0.0, help="refuse the INT8 model when it is more than "
+                                                                  "this many points below FP32 on the test split"),
+           calibration_frames: int = typer.Option(256, min=1, help="training frames INT8 is calibrated on"),
+           data: Optional[Path] = typer.Option(None, "--data", help="labelled frames for INT8 (default: the "
+                                                                   "dataset the version was trained on)"),
+           log: bool = typer.Option(True, "--log/--no-log", help="log the artefacts, latency and card to the "
+                                                                  "model version in MLflow"),
+           threads: int = typer.Option(1, min=1, help="CPU threads for the latency figures"),
+           repeats: int = typer.Option(20, min=1, help="timed runs per batch size"),
            config: str = CONFIG,
            opset: int = typer.Option(17, help="ONNX opset"),
            atol: float = typer.Option(1e-4, help="largest allowed |ONNX Runtime - PyTorch| logit difference"),
-           frames: int = typer.Option(64, min=1, help="random IQ frames the check compares the logits on"),
-           force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+           force: bool = typer.Option(False, "--force", help="overwrite existing files"),
            as_json: bool = JSON) -> None:
-    """Export a registered model as ONNX (dynamic batch dimension), checked with ONNX Runtime against
-    PyTorch's logits. The file is written only when the check passes."""
-    import numpy as np
-
-    from amrlib.onnx_export import check_onnx, export_onnx
+    """Export a registered model for edge receivers: BatchNorm folded, ONNX (dynamic batch) checked with
+    ONNX Runtime against PyTorch's logits, optionally INT8 (refused above --max-int8-drop), timed on this
+    machine, and logged to the model version (ONNX flavour, deployment card). Files are written only when
+    every check passes."""
+    from amrlib.deploy.package import FP32_FILE, INT8_FILE, edge_card, edge_package
     model_ref = parse_model_ref(ref)
-    if onnx.exists() and not force:
-        raise FileExistsError(f"{onnx} exists: not overwriting it (pass --force)")
+    targets = {FP32_FILE: onnx}
+    if int8:
+        targets[INT8_FILE] = onnx.with_name(onnx.name.removesuffix(".onnx") + ".int8.onnx")
+    for t in targets.values():
+        if t.exists() and not force:
+            raise FileExistsError(f"{t} exists: not overwriting it (pass --force)")
     with spinner(f"loading {model_ref} ..."):
         net, mv = load_registered(config, model_ref)
+    calibration = test = None
+    if int8:
+        with spinner("loading the frames INT8 is calibrated and checked on ..."):
+            calibration, test, data_label = _int8_frames(config, mv, data, calibration_frames)
     onnx.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=onnx.parent, prefix=f".{onnx.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        with spinner(f"exporting {mv.name} v{mv.version} and checking it with ONNX Runtime ..."):
-            export_onnx(net, tmp, opset=opset)
-            x = np.random.default_rng(0).standard_normal((frames, 2, int(net.arch["frame_length"]))).astype(np.float32)
-            check = check_onnx(net, tmp, x, batch_sizes=(1, 7, frames), atol=atol)
-        os.replace(tmp, onnx)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    out = {"model": mv.name, "version": str(mv.version), "onnx": str(onnx), "bytes": onnx.stat().st_size,
-           "opset": opset, "input": "iq [batch, 2, %d] float32" % net.arch["frame_length"],
-           "output": "logits [batch, %d] float32" % net.arch["num_classes"], "check": check}
+    with tempfile.TemporaryDirectory(dir=onnx.parent, prefix=f".{onnx.name}.") as tmp:
+        with spinner(f"exporting {mv.name} v{mv.version}, checking{' and quantising' if int8 else ''} it, "
+                     "timing it ..."):
+            report = edge_package(net, tmp, int8=int8, calibration=calibration, test=test,
+                                  max_int8_drop_pt=max_int8_drop, repeats=repeats, threads=threads, opset=opset,
+                                  atol=atol)
+        if int8:
+            report["int8"]["data"] = data_label
+        report.update(model=mv.name, version=str(mv.version))
+        card = edge_card(report, f"{mv.name} v{mv.version}")
+        logged = None
+        if log:
+            from tracking.edge_artifacts import log_edge_package
+            with spinner("logging the package to the model version ..."):
+                logged = log_edge_package(load_cfg(config).tracking_uri(), mv, Path(tmp), report, card)
+        for name, t in targets.items():
+            os.replace(Path(tmp) / name, t)
+    out = {**report, "written": [str(t) for t in targets.values()], "logged": logged}
     if as_json:
         print_json(out)
         return
-    console.print(f"wrote {onnx} ({out['bytes'] / 1024:,.1f} KiB): {mv.name} v{mv.version}, opset {opset}, "
-                  f"input {out['input']}, output {out['output']}", markup=False)
+    check = report["check"]
+    console.print(f"wrote {onnx} ({report['bytes']['fp32'] / 1024:,.1f} KiB): {mv.name} v{mv.version}, BatchNorm "
+                  f"folded, opset {opset}, input {report['input']}, output {report['output']}", markup=False)
     console.print(f"ONNX Runtime vs PyTorch on {check['frames']} frame evaluations (batch sizes "
                   f"{', '.join(map(str, check['batch_sizes']))}): max |logit difference| {check['max_abs_diff']:.2e} "
                   f"(allowed {atol:g}), same top class on {check['argmax_agreement']:.1%}")
+    if int8:
+        q = report["int8"]
+        console.print(f"wrote {targets[INT8_FILE]}: INT8 {q['int8_accuracy']:.2%} vs FP32 {q['fp32_accuracy']:.2%} "
+                      f"on {q['frames']} test frames ({q['drop_pt']:+.2f} pt, bound {max_int8_drop:g})", markup=False)
+    lat = report["latency_s"]
+    console.print("latency (median ms, " + f"{threads} thread{'s' if threads > 1 else ''}): " + "; ".join(
+        f"{rt} " + ", ".join(f"b{b} {1e3 * s:.3f}" for b, s in by.items()) for rt, by in lat.items()))
+    if logged:
+        console.print(f"logged to {mv.name} v{mv.version}: run {logged['run_id']}, "
+                      + ", ".join(f"{k} {u}" for k, u in logged["models"].items()), markup=False)
+
+
+def _int8_frames(config: str, mv, data: Optional[Path], calibration_frames: int):
+    """(calibration frames, (test frames, labels, snrs), label) for the INT8 check: the version's own dataset
+    and split (verified by md5) unless ``data`` names another labelled file."""
+    import numpy as np
+
+    from amrlib.data import load_dataset, split
+    from datastore.dvc_files import file_md5
+    from tracking.edge_artifacts import version_split
+    cfg = load_cfg(config)
+    tags = dict(mv.tags)
+    split_cfg = version_split(cfg.tracking_uri(), mv) or {"fractions": list(cfg.data.split_fractions),
+                                                         "seed": cfg.data.split_seed}
+    if data is None:
+        if not tags.get("data_path"):
+            raise typer.BadParameter(f"{mv.name} v{mv.version} records no dataset: pass --data FILE",
+                                     param_hint="--data")
+        path = cfg.root_path / tags["data_path"]
+        if not path.is_file() or file_md5(path) != tags.get("data_md5"):
+            raise typer.BadParameter(f"{path} is not the dataset {mv.name} v{mv.version} was trained on (md5 "
+                                     f"{tags.get('data_md5')}): `dvc checkout` it, or pass --data FILE",
+                                     param_hint="--data")
+    else:
+        path = data
+    train, _, test = split(load_dataset(path).load(), fractions=tuple(split_cfg["fractions"]),
+                           seed=int(split_cfg["seed"]))
+    pick = np.sort(np.random.default_rng(0).choice(len(train), min(calibration_frames, len(train)), replace=False))
+    calibration = np.asarray(train.iq, np.float32)[pick]
+    label = f"{path} test split (fractions {split_cfg['fractions']}, seed {split_cfg['seed']})"
+    return calibration, (np.asarray(test.iq, np.float32), test.labels, test.snrs), label
 
 
 def bench_latency(ref: Optional[str] = typer.Argument(None, help="registered model: NAME@ALIAS or NAME/VERSION"),

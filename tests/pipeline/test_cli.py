@@ -210,3 +210,58 @@ def test_export_onnx_and_latency(project, tmp_path):
 def test_promote_when_already_champion(project):
     summary = as_json(cli("promote", "-c", project.cfg, "--json"))
     assert summary["challenger"] == summary["champion_before"] == "1" and summary["passed"] is None
+
+
+def test_export_int8_logged_to_the_version(project, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+    out = tmp_path / "edge.onnx"
+    report = as_json(cli("export", f"{PRUNED}@champion", "--onnx", out, "--int8", "--max-int8-drop", 100,
+                         "--calibration-frames", 32, "--repeats", 2, "-c", project.cfg, "--json"))
+    int8 = tmp_path / "edge.int8.onnx"
+    assert out.exists() and int8.exists() and sorted(report["written"]) == sorted([str(out), str(int8)])
+    q = report["int8"]
+    assert q["calibration_frames"] == 32 and q["frames"] > 0 and "test split" in q["data"]
+    assert abs(q["drop_pt"] - 100 * (q["fp32_accuracy"] - q["int8_accuracy"])) < 1e-9
+    assert set(report["latency_s"]) == {"eager", "ort-fp32", "ort-int8"}
+    uri = f"sqlite:///{project.root / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version(PRUNED, report["version"])
+    run_id = report["logged"]["run_id"]
+    assert mv.tags["edge_export_run_id"] == run_id and mv.tags["edge_onnx_md5"] == file_md5(out)
+    assert mv.tags["edge_int8_md5"] == file_md5(int8) and float(mv.tags["edge_int8_drop_pt"]) == pytest.approx(
+        q["drop_pt"], abs=1e-4)
+    assert f"Edge card: runs:/{run_id}/edge/edge_card.md" in mv.description
+    assert client.get_run(run_id).data.tags["mlflow.parentRunId"] == mv.run_id
+    card = Path(client.download_artifacts(run_id, "edge/edge_card.md", str(tmp_path))).read_text()
+    assert "## INT8" in card and "| SNR (dB) | FP32 | INT8 |" in card and report["machine"]["cpu"] in card
+    mlflow.set_tracking_uri(uri)
+    served = mlflow.pyfunc.load_model(mv.tags["edge_int8_uri"])        # the ONNX flavour, as MLflow loads it
+    logits = served.predict(np.zeros((2, 2, 128), np.float32))
+    assert np.asarray(next(iter(logits.values())) if isinstance(logits, dict) else logits).shape == (2, 4)
+    # an FP32-only export afterwards leaves no stale INT8 tag on the version
+    cli("export", f"{PRUNED}@champion", "--onnx", out, "--force", "--repeats", 2, "-c", project.cfg)
+    tags = client.get_model_version(PRUNED, report["version"]).tags
+    assert "edge_int8_uri" not in tags and tags["edge_onnx_md5"] == file_md5(out)
+
+
+def test_export_refused_int8_writes_and_logs_nothing(project, tmp_path, monkeypatch):
+    import amrlib.deploy.package as package
+    from amrlib.deploy.int8 import Int8AccuracyError
+    from mlflow import MlflowClient
+
+    def refuse(fp32, int8, *a, **k):
+        raise Int8AccuracyError(f"{int8}: INT8 accuracy 10.00% is 40.00 pt below FP32 50.00% (allowed 0.5 pt)")
+    monkeypatch.setattr(package, "int8_accuracy_check", refuse)
+    uri = f"sqlite:///{project.root / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    before = client.get_model_version_by_alias(PRUNED, "champion")
+    experiment = client.get_run(before.run_id).info.experiment_id
+    runs_before = len(client.search_runs([experiment]))
+    out = tmp_path / "refused.onnx"
+    result = cli("export", f"{PRUNED}@champion", "--onnx", out, "--int8", "--repeats", 2, "-c", project.cfg, ok=False)
+    assert result.exit_code == 1 and "40.00 pt below FP32" in result.output
+    assert not list(tmp_path.iterdir())                     # neither the FP32 nor the INT8 file, no temp folder
+    after = client.get_model_version(PRUNED, before.version)
+    assert after.tags == before.tags and after.description == before.description
+    assert len(client.search_runs([experiment])) == runs_before

@@ -89,20 +89,54 @@ def serve(config: str = CONFIG,
 def promote(config: str = CONFIG,
             model: str = typer.Option("pruned", "--model", help="pruned | base: which registered model"),
             set_: Optional[list[str]] = SET, as_json: bool = JSON) -> None:
-    """Challenger vs champion on the current test split; `champion` moves to the challenger if it passes."""
+    """Challenger vs champion on the current test split; `champion` moves to the challenger if it passes.
+
+    Exit status: 0 when the champion moved or the challenger already is the champion (nothing to do: no Prefect
+    flow starts), 3 when the gate refused the challenger (nothing promoted), 1 on an error."""
     if model not in ("pruned", "base"):
         raise typer.BadParameter(f"{model!r}: choose pruned or base", param_hint="--model")
     overrides = parse_overrides(set_)
-    load_cfg(config, overrides)
+    cfg = load_cfg(config, overrides)
+    name = cfg.pruned_model_name if model == "pruned" else cfg.base_model_name
+    challenger, champion = _aliases(cfg.tracking_uri(), name)       # the MLflow client only: no Prefect yet
+    if challenger == champion:
+        summary = {"model": name, "challenger": challenger, "champion_before": champion, "passed": None,
+                   "champion_after": champion}
+        if as_json:
+            print_json(summary)
+        else:
+            console.print(f"{name}: v{challenger} is already the champion; nothing to do")
+        return
     from flows.promote import promote as promote_flow
     summary = promote_flow(config=config, overrides=overrides, model=model)
     if as_json:
         print_json(summary)
-        return
+    else:
+        _print_promotion(summary)
+    if not summary.get("passed"):
+        raise typer.Exit(PROMOTE_REFUSED)
+
+
+#: ``promote``'s exit status when the gate refused the challenger (documented in README.md)
+PROMOTE_REFUSED = 3
+
+
+def _aliases(uri: str, name: str) -> tuple[str, str | None]:
+    """(challenger, champion) versions of ``name``; an error with a hint when there is no challenger."""
+    from tracking.lineage import RegistryError, check_store
+    from tracking.registry import CHALLENGER, CHAMPION, alias_version
+    from tracking.runs import client_for
+    check_store(uri)
+    client = client_for({"uri": uri})
+    challenger = alias_version(client, name, CHALLENGER)
+    if challenger is None:
+        raise RegistryError(f"{name} has no '{CHALLENGER}' version at {uri}: nothing to promote",
+                            hint="`amr-prune run` registers a challenger; `amr-prune models` lists the versions")
+    return challenger, alias_version(client, name, CHAMPION)
+
+
+def _print_promotion(summary: dict) -> None:
     name = summary.get("model")
-    if summary.get("passed") is None:
-        console.print(f"{name}: v{summary.get('challenger')} is already the champion; nothing to do")
-        return
     verdict = "[green]promoted[/]" if summary["passed"] else "[red]not promoted[/]"
     console.print(f"{name}: challenger v{summary['challenger']} {verdict} "
                   f"(accuracy drop {summary['accuracy_drop']:+.4f}, MAC reduction {summary['mac_reduction']:.1%}"

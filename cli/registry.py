@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import CONFIG, JSON, ModelRef, console, load_cfg, print_json
+from .common import CONFIG, JSON, ModelRef, console, load_cfg, parse_model_ref, print_json
 
 
 def models(config: str = CONFIG,
@@ -30,10 +30,16 @@ def models(config: str = CONFIG,
         print_registry(cfg, names)
 
 
-def lineage(name: str = typer.Argument(..., help="registered model name, e.g. amr-resnet20-fcos"),
-            version: str = typer.Argument(..., help="version number, or @ALIAS (e.g. @champion)"),
+def lineage(name: str = typer.Argument(..., help="registered model name (e.g. amr-resnet20-fcos), or NAME@ALIAS",
+                                      metavar="NAME"),
+            version: Optional[str] = typer.Argument(None, help="version number, or @ALIAS (e.g. @champion)",
+                                                    metavar="[VERSION|@ALIAS]"),
             config: str = CONFIG, as_json: bool = JSON) -> None:
-    """Where a version came from: data md5, git commit, runs, parent chain, gate decision, plan summary."""
+    """Where a version came from: data md5, git commit, runs, parent chain, gate decision, plan summary.
+
+    `amr-prune lineage amr-resnet20-fcos @champion`, `... amr-resnet20-fcos@champion` and `... amr-resnet20-fcos 3`
+    are the same kind of request."""
+    name, version = _name_and_version(name, version)
     from tracking.lineage import lineage as read_lineage
     from tracking.lineage import resolve_version
     uri = load_cfg(config).tracking_uri()
@@ -44,6 +50,23 @@ def lineage(name: str = typer.Argument(..., help="registered model name, e.g. am
         print_json(info)
         return
     _print_lineage(info)
+
+
+def _name_and_version(name: str, version: str | None) -> tuple[str, str]:
+    """``NAME VERSION``, ``NAME @ALIAS`` or ``NAME@ALIAS`` / ``NAME/VERSION`` -> (name, "3" or "@alias")."""
+    from tracking.lineage import RegistryError
+    if version is None:
+        if "@" in name or "/" in name:
+            ref = parse_model_ref(name)
+            return ref.name, f"@{ref.alias}" if ref.alias else str(ref.version)
+        raise RegistryError(f"lineage {name}: which version?",
+                            hint=f"give a version number or an alias: `amr-prune lineage {name}@champion` or "
+                                 f"`amr-prune lineage {name} 1`")
+    if version.startswith("@") or version.isdigit():
+        return name, version
+    raise RegistryError(f"lineage {name} {version}: {version!r} is neither a version number nor an @alias",
+                        hint=f"an alias takes an @: `amr-prune lineage {name}@{version}` (or "
+                             f"`amr-prune lineage {name} @{version}`)")
 
 
 def _print_lineage(info: dict) -> None:

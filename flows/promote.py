@@ -65,7 +65,8 @@ def promote(config: str = "configs/default.yaml", overrides: dict[str, Any] | No
                 mac_reduction = 1 - challenger["macs"] / parent["macs"]
             decision = gate_decision(challenger_eval, reference_eval, mac_reduction, gate)
         decision = apply_decision(challenger_rec, decision, t)
+        after = decision.get("champion_after")
         print(f"{name}: challenger v{challenger_v} {'promoted' if decision['passed'] else 'not promoted'} "
-              f"({'; '.join(decision['reasons']) or 'gate passed'}); champion: v{decision['champion_after']}")
+              f"({'; '.join(decision['reasons']) or 'gate passed'}); champion: {f'v{after}' if after else 'none'}")
         summary.update(decision)
         return summary

@@ -9,7 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from amrlib.pruning.methods import METHODS
+from amrlib.names import BUILTIN_METHODS
 from settings.pipeline import PipelineConfig
 from tracking.registry import registry_state
 
@@ -25,7 +25,7 @@ def _f(tags: dict, key: str, fmt: str = "{:.4f}") -> str:
 
 def model_names(cfg: PipelineConfig) -> list[str]:
     """The base model, the configured pruned model, and ``amr-<model>-<method>`` of every other method."""
-    names = [cfg.base_model_name, cfg.pruned_model_name] + [f"amr-{cfg.model.name}-{m}" for m in METHODS]
+    names = [cfg.base_model_name, cfg.pruned_model_name] + [f"amr-{cfg.model.name}-{m}" for m in BUILTIN_METHODS]
     return list(dict.fromkeys(names))
 
 

@@ -12,11 +12,10 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from amrlib.data.synth import RML2016A_CLASSES
-from amrlib.models import MODEL_NAMES
+from amrlib.names import BUILTIN_METHODS, MODEL_NAMES, RML2016A_CLASSES, resolve_target_scope
 
 from .pruning import ChannelStageConfig, LacdConfig, PeerConfig, RecalibrateConfig
-from .sections import ConfigError, _Section
+from .sections import ConfigError, _Section, format_errors
 from .training import FinetuneConfig, PretrainConfig, StreamSettings, TrainSettings
 
 __all__ = ["ConfigError", "PipelineConfig", "TrainSettings", "PretrainConfig", "FinetuneConfig", "StreamSettings",
@@ -141,9 +140,18 @@ class PipelineConfig(_Section):
                              "it needs lacd.enabled: true (with LaCD off the channel stage's target is final)")
         return self
 
+    @property
+    def target_scope(self) -> str:
+        """FCOS's resolved ``channel_stage.target_scope`` (the library's one default rule)."""
+        return resolve_target_scope(self.channel_stage.target_scope, self.channel_stage.target_macs_reduction,
+                                    lacd=self.lacd.enabled)
+
     @field_validator("method")
     @classmethod
     def _known_method(cls, v):
+        if v.lower() in BUILTIN_METHODS:             # no torch import for the built-in ones
+            return v.lower()
+        # a method registered through amrlib.pruning.api.register_method
         from amrlib.pruning.methods import METHODS
         if v.lower() not in METHODS:
             raise ValueError(f"unknown pruning method {v!r}; choose one of {', '.join(METHODS)}")
@@ -181,18 +189,14 @@ class PipelineConfig(_Section):
         return None
 
 
-def _format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting (typo?)"
-        lines.append(f"  {where}: {msg}")
-    return "\n".join(lines)
+def _format_errors(exc: ValidationError, overrides: dict | None = None, where: str | None = None) -> str:
+    return format_errors(exc, PipelineConfig, overrides, where)
 
 
-def parse_config(data: dict[str, Any] | None, where: str = "<config>") -> PipelineConfig:
+def parse_config(data: dict[str, Any] | None, where: str = "<config>",
+                 overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Validate ``data``; ``overrides`` (the ``--set`` part already merged into ``data``) only lets an error say
+    whether a setting came from ``--set`` or from the file ``where``."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -200,7 +204,7 @@ def parse_config(data: dict[str, Any] | None, where: str = "<config>") -> Pipeli
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: invalid configuration:\n{_format_errors(exc)}") from None
+        raise ConfigError(f"{where}: invalid configuration: {_format_errors(exc, overrides, where)}") from None
 
 
 def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -213,7 +217,7 @@ def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict[str, A
     data = _read_layers(path, ())
     if overrides:
         data = merge(data or {}, overrides)
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), overrides)
 
 
 def _read_layers(path: Path, seen: tuple[Path, ...]) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from amrlib.models import MODEL_NAMES
+from amrlib.names import MODEL_NAMES
 
 from .pipeline import REPO_ROOT, ConfigError, PipelineConfig, _format_errors, load_config, merge
 
@@ -126,7 +126,7 @@ def parse_sweep_config(data: dict[str, Any] | None, where: str = "<sweep config>
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: invalid sweep configuration:\n{_format_errors(exc)}") from None
+        raise ConfigError(f"{where}: invalid sweep configuration: {_format_errors(exc)}") from None
 
 
 def load_sweep_config(path: str | os.PathLike = DEFAULT_SWEEP_CONFIG,

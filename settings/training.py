@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from amrlib.train.config import RECIPES
+from amrlib.names import RECIPES
 
 from .sections import _Section
 

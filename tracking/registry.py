@@ -18,8 +18,7 @@ from mlflow.tracking import MlflowClient
 
 import mlflow
 from amrlib.errors import AmrPruneError
-from amrlib.model_card import write_model_card
-from datastore.dvc_store import file_md5
+from datastore.dvc_files import file_md5
 
 from .runs import client_for
 
@@ -63,6 +62,7 @@ def log_model_card(client, run_id: str, directory: Path, v: dict) -> dict:
     """Write the version's model card with its figures into ``directory`` and log them as the run's
     ``model_card/`` artefacts; returns ``{"card", "figures", "description"}`` (a short version description
     that points to the card)."""
+    from amrlib.model_card import write_model_card  # matplotlib: only where a card is written
     net, model, ev = v["net"], v["model"], v["evaluation"]
     plan = json.loads(Path(model["plan"]).read_text()) if model.get("plan") else None
     diagnosis = json.loads(Path(model["diagnosis"]).read_text()) if model.get("diagnosis") else None

@@ -23,11 +23,10 @@ import numpy as np
 from amrlib.data.channel import ChannelConfig, apply_channel, margin
 from amrlib.data.dataset import SignalDataset
 from amrlib.data.modulation import ModulationConfig, config_dict, modulate
+from amrlib.names import RML2016A_CLASSES  # noqa: F401  (re-exported)
 
 GENERATOR_VERSION = "1.0.0"
 
-RML2016A_CLASSES = ["8PSK", "AM-DSB", "AM-SSB", "BPSK", "CPFSK", "GFSK", "PAM4", "QAM16", "QAM64",
-                    "QPSK", "WBFM"]
 
 #: independent random streams of one key, in spawn order (never reorder: it would change the data)
 ROLES = ("source", "offset", "sro", "fading", "cfo", "phase", "awgn")

@@ -18,13 +18,13 @@ from torch import nn
 
 from ..atomic import atomic_torch_save
 from ..errors import AmrPruneError
+from ..names import MODEL_NAMES  # noqa: F401  (re-exported)
 from .cnn1d import CNN1DSignal, cnn1d_arch
 from .layers import ChannelMap, Remnant
 from .resnet import ResNetSignal, resnet_arch
 from .structure import Block, ChannelGroup, Consumer, Producer, Structure
 from .vgg import VGGSignal, vgg_arch
 
-MODEL_NAMES = ("resnet20", "resnet56", "resnet110", "vgg16", "cnn1d")
 _FAMILIES = {"resnet": ResNetSignal, "vgg": VGGSignal, "cnn1d": CNN1DSignal}
 
 

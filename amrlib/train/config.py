@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..names import RECIPES  # noqa: F401  (defined there, torch-free, for the configuration checks)
+
 
 @dataclass
 class TrainConfig:
@@ -85,10 +87,6 @@ class TrainConfig:
         return f"patience {self.patience} on val accuracy (min_delta {self.min_delta}), {cap}"
 
 
-RECIPES: dict[str, dict] = {
-    "reference": {"epochs": 50, "batch_size": 128, "lr": 1e-3, "step_size": 10, "gamma": 0.8, "l1": 1e-4},
-    "plain": {"epochs": 30, "batch_size": 128, "lr": 1e-3, "step_size": 10, "gamma": 0.8, "l1": 0.0},
-}
 
 
 def recipe(name: str, **overrides) -> TrainConfig:

@@ -26,6 +26,8 @@ def run(config: str = CONFIG,
     if method:
         overrides["method"] = method
     cfg = load_cfg(config, overrides)               # fail fast, before Prefect starts
+    from .checks import check_run
+    check_run(cfg, overrides)                       # the dataset and the method's feasibility, before training
 
     from flows.context import check_offered
     check_offered(cfg)

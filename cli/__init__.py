@@ -6,6 +6,7 @@
     export | bench-latency          ONNX export checked with ONNX Runtime; CPU latency (export.py)
     compare                         FCOS vs the peers on a dataset file, paired over seeds (compare.py)
     sync                            upload MLflow records kept while the server was unreachable (sync.py)
+    reproduce                       re-make a registered version here and compare its logits (reproduce.py)
     sweep | sweep-report | deploy   sweeps on Dask, Prefect work pools (scale.py, docs/SCALING.md)
 
 Every command turns an error into one line plus a hint (``--debug`` shows the traceback); ``--quiet`` (or
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import typer
 
-from . import compare, data, export, pipeline, registry, scale, sync
+from . import compare, data, export, pipeline, registry, reproduce, scale, sync
 from .common import AmrPruneGroup, set_global_options
 
 app = typer.Typer(cls=AmrPruneGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
@@ -47,6 +48,7 @@ app.command()(registry.lineage)
 app.command()(export.export)
 app.command("bench-latency")(export.bench_latency)
 app.command()(sync.sync)
+app.command()(reproduce.reproduce)
 scale.register(app)                   # sweep, sweep-report, deploy (docs/SCALING.md)
 compare.register(app)                 # compare: the methods side by side on a dataset (docs/BENCHMARKS.md)
 

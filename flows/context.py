@@ -19,6 +19,7 @@ from tasks import prune as prune_tasks
 from tasks import registry as registry_tasks
 from tasks import train as train_tasks
 from tracking import runs as tracking
+from tracking.reproducibility import CONFIG_ARTIFACT
 
 
 def check_offered(cfg: PipelineConfig) -> None:
@@ -73,6 +74,7 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
     t = {**t, "parent_run_id": parent, "flow_run_id": run_id, "git_commit": commit}
     client = tracking.client_for(t)
     tracking.log_params(client, parent, cfg.model_dump(mode="json"))
+    tracking.log_json(client, parent, cfg.model_dump(mode="json"), CONFIG_ARTIFACT)   # for amr-prune reproduce
     ctx = FlowContext(cfg=cfg, tracking=t, tasks=stage_tasks(cfg), summary={"flow": flow_name,
                                                                           "mlflow_parent_run_id": parent,
                                                                           "prefect_flow_run_id": run_id})

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 import mlflow
 from datastore.dvc_store import file_md5
+from stages.cache import code_fingerprint
 from stages.stage import Stage, load_stage_model, model_summary, stage_options
 from tracking.registry import (
     CHALLENGER,
@@ -29,7 +30,18 @@ from tracking.registry import (
     lineage_tags,
     log_model_card,
 )
+from tracking.reproducibility import runtime_tags
 from tracking.runs import StageRun, client_for, needs_server
+
+#: the stages whose code makes a model's weights (their source fingerprints: ``code_fingerprint`` tag)
+MODEL_STAGES = ("pretrain", "channel_stage", "interim_finetune", "lacd", "match_target", "peer_stage", "finetune")
+
+
+def model_code_fingerprint() -> str:
+    """SHA-256 over the code fingerprints of :data:`MODEL_STAGES` (stages/cache.py): equal when the code
+    that trains and prunes is byte-identical, whatever else in the checkout differs."""
+    import hashlib
+    return hashlib.sha256("".join(code_fingerprint(s) for s in MODEL_STAGES).encode()).hexdigest()
 
 
 def _version_still_there(result: dict) -> bool:
@@ -47,7 +59,8 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
     """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.
 
     Tags: data md5, git commit, parent model name/version, method with its target and options, plan md5,
-    flow run id, compression metrics (:func:`lineage_tags`), and ``register_key`` (this stage's key): a run
+    flow run id, compression metrics (:func:`lineage_tags`), the torch thread count, device and library
+    versions (:func:`tracking.reproducibility.runtime_tags`), and ``register_key`` (this stage's key): a run
     killed after MLflow created the version but before the stage recorded it finds that version again
     instead of registering a duplicate.
     The version's model card (``model_card/model_card.md`` with its figures, :mod:`amrlib.model_card`) is
@@ -61,6 +74,8 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
             return stage.done
         client = client_for(tracking)
         tags = lineage_tags(role, model, evaluation, parent, data, tracking)
+        tags.update(runtime_tags(model))          # threads, device, library versions (amr-prune reproduce)
+        tags["code_fingerprint"] = model_code_fingerprint()
         tags[REGISTER_KEY_TAG] = stage.key
         mv = _registered_before(client, name, stage.key)
         if mv is not None:

@@ -97,7 +97,7 @@ def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, reca
         stages.append(T.interim_finetune(interim, stages[-1], teacher, data, split, runs, t))
     if cfg.lacd.enabled:
         stages.append(T.lacd(cfg.lacd.stage_kwargs(), recal, stages[-1], data, split, runs, t))
-    if cfg.channel_stage.target_scope == "final":
+    if cfg.target_scope == "final":
         stages.append(T.match_target(cfg.channel_stage.stage_kwargs(), recal, base, stages[-1], data, split, runs, t))
     return stages
 

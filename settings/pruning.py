@@ -20,8 +20,9 @@ class ChannelStageConfig(_Section):
     fusion: Literal["bn_aware", "mean", "select"] = "bn_aware"
     scale_aware: bool = True           # members that differ by a positive scale fuse exactly
     # where target_macs_reduction applies: "channel" (this stage; LaCD removes blocks on top) or "final"
-    # (the finished network: after LaCD a match_target stage re-fits this stage around the removed blocks)
-    target_scope: Literal["channel", "final"] = "channel"
+    # (the finished network: after LaCD a match_target stage re-fits this stage around the removed blocks);
+    # None: amrlib.names.resolve_target_scope's default (final when there is a MAC target and LaCD runs)
+    target_scope: Literal["channel", "final"] | None = None
 
     @model_validator(mode="after")
     def _one_target(self):
@@ -42,7 +43,7 @@ class ChannelStageConfig(_Section):
             raise ValueError(f"distance_threshold must be in (0, 2), got {self.distance_threshold}")
         if self.target_scope == "final" and self.target_macs_reduction is None:
             raise ValueError("target_scope: final is a MAC target for the finished network: it needs "
-                             "target_macs_reduction (and keep_ratio: null)")
+                             "target_macs_reduction (and keep_ratio: null)")   # (the LaCD half: PipelineConfig)
         return self
 
     def stage_kwargs(self) -> dict[str, Any]:

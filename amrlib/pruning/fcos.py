@@ -10,10 +10,12 @@ The plan replays the structural stages; data-dependent steps (recalibration, fin
 returned state dict. Fine-tuning can distil from the unpruned parent (``kd_alpha`` weight on the softened KL term,
 temperature ``kd_temperature``; defaults 0.5 and 4 when ``distill=True``).
 
-Where a MAC target lands (``target_scope``, *ours*):
+Where a MAC target lands (``target_scope``, *ours*; the default, :func:`amrlib.names.resolve_target_scope`,
+is "final" whenever there is a MAC target, "channel" otherwise — one rule for this function, the method
+interface and the pipeline):
 
-* ``"channel"`` (default): the target is the channel stage's; LaCD removes collapsed blocks on top, so
-  the final network is smaller than the target asked for.
+* ``"channel"``: the target is the channel stage's; LaCD removes collapsed blocks on top, so the final
+  network is smaller than the target asked for (the paper's order; keep-ratio and threshold runs).
 * ``"final"``: the target is the final network's. The pass above is the *diagnosis pass*: it finds the
   collapsed blocks of a network compressed to the target. Then the channel stage is re-fitted from the
   parent — the same clustering, at the lighter uniform keep ratio at which channel cut + removal of
@@ -41,6 +43,7 @@ import time
 import torch
 
 from ..measure import count_macs, count_params
+from ..names import resolve_target_scope
 from ..train import TrainConfig, evaluate, fit
 from .api import PruneResult, PruningError
 from .channel_stage import channel_stage
@@ -62,7 +65,6 @@ def _finetune_config(finetune, distill: bool) -> TrainConfig:
     return cfg
 
 
-TARGET_SCOPES = ("channel", "final")
 
 
 def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_reduction: float | None = None,
@@ -72,14 +74,14 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
          probe_frames: int = 4000, recalibrate_frames: int = 2048, interim_epochs: int = 0,
          finetune: TrainConfig | dict | None = None, distill: bool = False,
          eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0,
-         target_scope: str = "channel", scale_aware: bool = True, lacd_confidence: float | None = None,
+         target_scope: str | None = None, scale_aware: bool = True, lacd_confidence: float | None = None,
          lacd_resamples: int = 0, diagnose_at: float | None = None, removal_guard: bool = False,
          width_multiple: int = 1) -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
-    if target_scope not in TARGET_SCOPES:
-        raise PruningError(f"target_scope must be one of {TARGET_SCOPES}, got {target_scope!r}")
-    if target_scope == "final" and target_macs_reduction is None:
-        raise PruningError("target_scope='final' needs target_macs_reduction (the final network's MAC target)")
+    try:
+        target_scope = resolve_target_scope(target_scope, target_macs_reduction)
+    except ValueError as exc:
+        raise PruningError(str(exc)) from None
     if diagnose_at is not None and (target_scope != "final" or not 0 < diagnose_at <= target_macs_reduction):
         raise PruningError("diagnose_at needs target_scope='final' and a MAC reduction in (0, target] "
                            f"(got {diagnose_at} for target {target_macs_reduction}, scope {target_scope!r})")

@@ -11,7 +11,8 @@ that :func:`amrlib.pruning.rebuild` replays on the parent, a report). The report
 ``macs_reduction``, ``params_reduction`` and ``prune_seconds`` (the structural work, fine-tuning
 excluded); with ``finetune`` also ``finetune_seconds`` and ``accuracy_before/pruned/after`` on ``val``.
 
-FCOS and the target (*ours*): by default (``target_scope="final"``) the MAC target is the final
+FCOS and the target (*ours*): by default (``target_scope`` unset, i.e. "final" since there is a target:
+:func:`amrlib.names.resolve_target_scope`) the MAC target is the final
 network's, as for every peer: a diagnosis pass (channel stage at the target, LaCD) finds the collapsed
 blocks, then the channel stage is re-fitted so that channel cut + removal of those blocks land on the
 target (:func:`amrlib.pruning.fcos`). ``target_scope="channel"`` gives the target to the channel stage
@@ -32,7 +33,6 @@ from .peers.common import check_options, check_target, jsonable  # importing .pe
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
                 "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard", "width_multiple"}
-DEFAULT_FCOS_TARGET_SCOPE = "final"
 DEFAULT_FCOS_TOLERANCE = 0.02
 
 
@@ -47,7 +47,6 @@ def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0
         raise PruningError("fcos needs an amr-prune model (with .arch and .structure())")
     if int(options.get("interim_epochs", 0) or 0) > 0 and finetune is None:
         raise PruningError("fcos: interim_epochs > 0 needs a finetune configuration (its recipe is reused)")
-    options.setdefault("target_scope", DEFAULT_FCOS_TARGET_SCOPE)
     t0 = time.perf_counter()
     res = fcos(model, train, val, target_macs_reduction=target, finetune=finetune, seed=seed, **options)
     wall = time.perf_counter() - t0

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import torch
 from prefect.runtime import flow_run
 
+from datastore.memory import check_memory
 from settings.pipeline import REPO_ROOT, ConfigError, PipelineConfig, load_config
 from stages.stage import bind_storage
 from tasks import data as data_tasks
@@ -23,9 +24,12 @@ from tracking.reproducibility import CONFIG_ARTIFACT
 
 
 def check_offered(cfg: PipelineConfig) -> None:
-    """Refuse a configuration that asks for a stage this amrlib does not have (no stage is faked)."""
+    """Refuse a configuration that asks for a stage this amrlib does not have (no stage is faked), or whose
+    dataset would not fit in the memory available (datastore/memory.py). The command line calls this
+    before Prefect starts."""
     if cfg.method == "fcos" and cfg.lacd.enabled and not prune_tasks.lacd_available():
         raise ConfigError("lacd.enabled is true but amrlib.pruning has no lacd() yet: set lacd.enabled: false")
+    check_memory(cfg.root_path, cfg.data.dvc_file, cfg.data.synthetic.model_dump())
 
 
 def stage_tasks(cfg: PipelineConfig) -> SimpleNamespace:

@@ -3,6 +3,7 @@
     data synth|import|info|fetch   datasets (cli/data.py)
     run | serve | promote           the prune flow, its cron deployment, the promotion gate (pipeline.py)
     models | lineage                the MLflow registry (registry.py)
+    serve-model                     a registered version behind MLflow's scoring server (serving.py)
     export | bench-latency          ONNX export checked with ONNX Runtime; CPU latency (export.py)
     compare                         FCOS vs the peers on a dataset file, paired over seeds (compare.py)
     sync                            upload MLflow records kept while the server was unreachable (sync.py)
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-from . import compare, data, export, pipeline, registry, reproduce, scale, sync
+from . import compare, data, export, pipeline, registry, reproduce, scale, serving, sync
 from .common import AmrPruneGroup, set_global_options
 
 app = typer.Typer(cls=AmrPruneGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
@@ -45,6 +46,7 @@ app.command()(pipeline.serve)
 app.command()(pipeline.promote)
 app.command()(registry.models)
 app.command()(registry.lineage)
+app.command("serve-model")(serving.serve_model)
 app.command()(export.export)
 app.command("bench-latency")(export.bench_latency)
 app.command()(sync.sync)

@@ -21,8 +21,10 @@ from stages.cache import code_fingerprint
 from stages.stage import Stage, load_stage_model, model_summary, stage_options
 from tracking.registry import (
     CHALLENGER,
+    CODE_PATHS,
     MODEL_CODE,
     PIP_REQUIREMENTS,
+    PREDICT_PARAMS,
     REGISTER_KEY_TAG,
     _ensure_registered_model,
     _registered_before,
@@ -97,8 +99,10 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
                 warnings.simplefilter("ignore", UserWarning)
                 info = Model.log(artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run.run_id,
                                  model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts=artifacts,
-                                 pip_requirements=PIP_REQUIREMENTS, signature=infer_signature(x, y),
-                                 model_config={"checkpoint_md5": model["checkpoint_md5"]},
+                                 pip_requirements=PIP_REQUIREMENTS, code_paths=CODE_PATHS,
+                                 signature=infer_signature(x, y, params=PREDICT_PARAMS),
+                                 model_config={"checkpoint_md5": model["checkpoint_md5"],
+                                               "classes": list(data["classes"])},
                                  metadata={"classes": list(data["classes"]),
                                            "frame_length": int(net.arch["frame_length"]),
                                            "arch_name": net.arch.get("name"), "role": role})

@@ -8,7 +8,13 @@ spec records its pruned widths and removed blocks, so no plan replay is needed t
 
 ``predict`` takes float32 IQ frames ``[n, 2, L]`` and returns float32 logits ``[n, num_classes]``
 (one row of class scores per frame; the class names are in the model's metadata ``classes``), computed
-``batch_size`` frames at a time (``params={"batch_size": N}``, default 512) so memory stays flat.
+``batch_size`` frames at a time (``params={"batch_size": N}``, default 512) so memory stays flat. With
+``params={"output": "classes"}`` it returns a table instead: per frame the predicted ``class`` (its name), its
+``probability`` (softmax) and one probability column per class name; served over HTTP (``amr-prune serve-model``)
+that is ``{"predictions": [{"class": "QPSK", "probability": 0.93, "8PSK": 0.01, ...}, ...]}``.
+The class names come from the ``model_config`` recorded at registration (``classes``), else from the model's
+MLmodel metadata. Only amrlib is needed to load it: the registering task logs the ``amrlib`` package with the
+model (``code_paths``), so the model's requirements are public packages only (torch, numpy, mlflow).
 The checkpoint's md5, recorded in the model's ``model_config`` at registration, is checked at load time.
 """
 import numpy as np
@@ -34,6 +40,8 @@ class AmrPruneModel(PythonModel):
                                    "registered: the checkpoint changed afterwards; refusing to load it")
         self.model = load_model(path)
         self.frame_length = int(self.model.arch["frame_length"])
+        self.classes = list((getattr(context, "model_config", None) or {}).get("classes") or _metadata_classes(path)
+                            or [f"class_{i}" for i in range(int(self.model.arch["num_classes"]))])
         self._torch = torch
 
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
@@ -43,7 +51,36 @@ class AmrPruneModel(PythonModel):
         from amrlib.train import predict_batched  # batches: memory flat in the number of frames
 
         batch = int((params or {}).get("batch_size", 512))
-        return predict_batched(self.model, x, batch_size=batch)
+        logits = predict_batched(self.model, x, batch_size=batch)
+        output = (params or {}).get("output", "logits")
+        if output == "logits":
+            return logits
+        if output != "classes":
+            raise ValueError(f"params output must be 'logits' or 'classes', got {output!r}")
+        import pandas as pd
+
+        z = logits - logits.max(axis=1, keepdims=True)
+        prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        best = prob.argmax(axis=1)
+        table = {"class": [self.classes[i] for i in best], "probability": prob.max(axis=1).astype(float)}
+        table.update({name: prob[:, i].astype(float) for i, name in enumerate(self.classes)})
+        return pd.DataFrame(table)
+
+
+def _metadata_classes(checkpoint: str) -> list | None:
+    """``classes`` from the MLmodel file of the model the checkpoint artefact belongs to (versions registered
+    before the class names were put in the model_config)."""
+    import os
+
+    import yaml
+
+    d = os.path.dirname(os.path.abspath(checkpoint))
+    for _ in range(4):
+        if os.path.exists(os.path.join(d, "MLmodel")):
+            with open(os.path.join(d, "MLmodel")) as f:
+                return (yaml.safe_load(f).get("metadata") or {}).get("classes")
+        d = os.path.dirname(d)
+    return None
 
 
 mlflow.models.set_model(AmrPruneModel())

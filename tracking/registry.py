@@ -21,9 +21,16 @@ from amrlib.errors import AmrPruneError
 from datastore.dvc_files import file_md5
 
 from .runs import client_for
+from .tag_names import read_tags
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
-PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2", "amr-prune"]
+#: what the logged model needs besides its own code: public packages only. The model's code is the
+#: ``amrlib`` package, logged with it (``code_paths``): amr-prune is on no package index, so a requirement on
+#: it could not be installed by an environment manager other than ``local``
+PIP_REQUIREMENTS = ["torch==2.13.0", "numpy>=2.0", "mlflow==3.17.2"]
+CODE_PATHS = [str(Path(__file__).resolve().parents[1] / "amrlib")]
+#: the parameters ``predict`` takes (the model signature's params schema: MLflow passes only declared ones)
+PREDICT_PARAMS = {"batch_size": 512, "output": "logits"}
 CHALLENGER, CHAMPION = "challenger", "champion"
 REGISTER_KEY_TAG = "register_key"     # the register stage's key: a re-run finds a version it already created
 
@@ -84,8 +91,8 @@ def log_model_card(client, run_id: str, directory: Path, v: dict) -> dict:
     client.log_artifacts(run_id, str(directory), "model_card")
     vs = ev.get("vs_reference") or {}
     description = (f"{v['role']} model ({v['method']}): test accuracy {ev['accuracy']:.4f}"
-                   + (f", {100 * vs['mac_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
-                      if parent and vs.get("mac_reduction") is not None else "")
+                   + (f", {100 * vs['macs_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
+                      if parent and vs.get("macs_reduction") is not None else "")
                    + f". Model card: runs:/{run_id}/model_card/model_card.md")
     return {**out, "description": description}
 
@@ -183,7 +190,7 @@ def registry_state(uri: str, names: list[str]) -> list[dict[str, Any]]:
         for mv in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version)):
             out.append({"name": name, "version": str(mv.version), "aliases": sorted(a for a, v in aliases.items()
                                                                             if str(v) == str(mv.version)),
-                        "tags": dict(mv.tags), "run_id": mv.run_id})
+                        "tags": read_tags(mv.tags), "run_id": mv.run_id})
     return out
 
 

@@ -19,6 +19,9 @@ def defaults() -> dict[str, str]:
 
 
 def apply_defaults() -> None:
-    """Set each of :func:`defaults` in ``os.environ`` unless it is already set."""
+    """Set each of :func:`defaults` in ``os.environ`` unless it is already set, and make every temporary
+    Prefect server this process starts stop when the process dies, even by SIGKILL (settings/prefect_server.py)."""
     for key, value in defaults().items():
         os.environ.setdefault(key, value)
+    from .prefect_server import install
+    install()

@@ -1,10 +1,11 @@
 """The MLflow client every task uses, and what happens when the tracking server cannot be reached.
 
 :class:`TrackingClient` sends run logging (new runs, params, metrics, tags, artefacts, run ends) to the
-server. When a call fails because the server cannot be reached (after MLflow's own retries:
-``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, default 7 with exponential back-off), the flow run switches to its
-outbox (tracking/outbox.py) for the rest of the run: training and pruning go on, models and stage results
-stay under ``runs/``. What needs the server itself — registering a model version, moving an alias,
+server. When the server cannot be reached — its ``/health`` endpoint refuses or does not accept a
+connection within seconds (tracking/probe.py, asked before a call unless the server answered in the last
+few seconds), or a call still fails after MLflow's own retries — the flow run switches to its outbox
+(tracking/outbox.py) for the rest of the run: training and pruning go on, models and stage results stay
+under ``runs/``. What needs the server itself — registering a model version, moving an alias,
 reading the registry (every other client call, and task bodies marked :func:`needs_server`) — then
 fails with a :class:`TrackingUnavailable` that says what was kept and how to upload it
 (``amr-prune sync``, then run the pipeline again: finished stages are cached).
@@ -21,6 +22,7 @@ from mlflow import MlflowClient
 
 from .errors import TrackingUnavailable, unreachable  # noqa: F401  (re-exported: tracking.runs)
 from .outbox import Outbox, is_offline_id
+from .probe import probe
 
 #: tracking URI -> the outbox of the flow run in this process that lost that server (reset by :func:`setup`)
 _OFFLINE: dict[str, Outbox] = {}
@@ -113,6 +115,7 @@ class TrackingClient(MlflowClient):
         box = _OFFLINE.get(self._tracking["uri"])
         if box is None and not is_offline_id(run_id):
             try:
+                probe(self._tracking["uri"])          # seconds, not MLflow's minutes of retries
                 return None, call()
             except Exception as exc:
                 if not unreachable(exc):
@@ -157,6 +160,7 @@ def _guarded(name: str, base: Callable) -> Callable:
         if uri in _OFFLINE:
             raise TrackingUnavailable(unavailable_message(_OFFLINE[uri], f"call MlflowClient.{name}"))
         try:
+            probe(uri)
             return base(self, *args, **kwargs)
         except Exception as exc:
             if isinstance(exc, TrackingUnavailable) or not unreachable(exc):

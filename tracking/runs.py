@@ -39,6 +39,7 @@ from .client import (  # noqa: F401
     unreachable,
     warn,
 )
+from .probe import forget, probe
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
@@ -81,9 +82,11 @@ def setup(uri: str, experiment: str, artifact_location: str | None,
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     _OFFLINE.pop(uri, None)                   # a new flow run tries the server again
+    forget(uri)
     tracking = {"uri": uri, "experiment": experiment, "experiment_id": None, "parent_run_id": None,
                 "artifact_location": artifact_location, "outbox": str(outbox) if outbox else None}
     try:
+        probe(uri)                            # an outage is found in seconds, not after MLflow's retries
         with _store_lock(uri):
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             tracking["experiment_id"] = _experiment_id(client, experiment, artifact_location, uri)

@@ -91,6 +91,18 @@ def flow_context(config: str, overrides: dict[str, Any] | None, flow_name: str) 
         with contextlib.suppress(Exception):
             tracking.log_json(client, parent, ctx.summary, "summary.json")
         tracking.end_run(t, parent, ok)
+        if ok and not cfg.tracking.parent_run_id:       # a sweep's nested runs stay: its report reads them
+            _drop_if_all_cached(client, t, parent, ctx.summary)
+
+
+def _drop_if_all_cached(client, t: dict, parent: str, summary: dict) -> None:
+    """Every stage was a cache hit (no stage run): delete the parent run instead of leaving an empty one."""
+    from tracking.ui import drop_if_all_cached
+    try:
+        if drop_if_all_cached(client, t["experiment_id"], parent):
+            summary.update(mlflow_parent_run_id=None, mlflow_parent_run_deleted=parent)
+    except Exception as exc:                            # offline, or a server refusing: keep the run
+        tracking.warn(f"[tracking] could not check the parent run {parent} for stage runs: {exc}")
 
 
 def split_of(cfg: PipelineConfig) -> dict[str, Any]:

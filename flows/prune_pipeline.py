@@ -42,6 +42,7 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
                                cfg.data.synthetic.model_dump())
         summary["data"] = {k: data[k] for k in ("relpath", "md5", "frames")}
         tracking.client_for(t).set_tag(t["parent_run_id"], "data_md5", data["md5"])
+        log_dataset_input(t, data)
 
         # the parent network: trained here, or a registered base reused by alias
         base_version = None
@@ -84,6 +85,15 @@ def prune_pipeline(config: str = "configs/default.yaml", overrides: dict[str, An
             "pruned_high_snr_accuracy": tuned_eval["high_snr_accuracy"], "base_macs": base_eval["macs"],
             "pruned_macs": tuned_eval["macs"], **tuned_eval["vs_reference"], "gate_passed": float(decision["passed"])})
         return summary
+
+
+def log_dataset_input(t: dict, data: dict) -> None:
+    """The dataset as the parent run's input (MLflow's Dataset column); skipped while MLflow is offline."""
+    from tracking.ui import log_dataset
+    try:
+        log_dataset(tracking.client_for(t), t["parent_run_id"], data)
+    except tracking.TrackingUnavailable:
+        pass
 
 
 def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, recal: dict) -> list[dict]:

@@ -103,4 +103,8 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
     console.print(f"Prefect UI: PREFECT_HOME={home} .venv/bin/prefect server start --host 127.0.0.1 --port 4200"
                   "   -> http://127.0.0.1:4200 (flow runs of this machine's local Prefect database)",
                   soft_wrap=True, markup=False)
-    console.print(f"MLflow parent run of this flow run: {summary.get('mlflow_parent_run_id')}")
+    if summary.get("mlflow_parent_run_deleted"):
+        console.print(f"every stage was cached: no new MLflow run (the flow run's empty parent run "
+                      f"{summary['mlflow_parent_run_deleted']} was deleted)")
+    else:
+        console.print(f"MLflow parent run of this flow run: {summary.get('mlflow_parent_run_id')}")

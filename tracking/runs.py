@@ -39,6 +39,7 @@ from .client import (  # noqa: F401
     unreachable,
     warn,
 )
+from .ui import mark_training_experiment
 from .probe import forget, probe
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -90,6 +91,7 @@ def setup(uri: str, experiment: str, artifact_location: str | None,
         with _store_lock(uri):
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             tracking["experiment_id"] = _experiment_id(client, experiment, artifact_location, uri)
+            mark_training_experiment(client, tracking["experiment_id"])    # the UI opens on the runs
             client.search_registered_models(max_results=1)    # a fresh SQLite store: its registry tables too
     except Exception as exc:
         if not unreachable(exc):

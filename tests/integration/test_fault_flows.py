@@ -126,7 +126,8 @@ def test_three_flow_runs_at_once_do_not_mix(api, tmp_path):
     assert len(generated) == 1                        # one run generated the dataset, the others waited for it
 
     flow_ids = {k: s[k]["prefect_flow_run_id"] for k in "ABC"}
-    parents = {k: s[k]["mlflow_parent_run_id"] for k in "ABC"}
+    # a flow run that found every stage done by the others deletes its empty parent run (soft delete)
+    parents = {k: s[k]["mlflow_parent_run_id"] or s[k]["mlflow_parent_run_deleted"] for k in "ABC"}
     seed_of = {"A": "1", "B": "1", "C": "2"}
     exp = c.get_experiment_by_name("test").experiment_id
     nested = {k: c.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parents[k]}'") for k in "ABC"}
@@ -139,6 +140,7 @@ def test_three_flow_runs_at_once_do_not_mix(api, tmp_path):
                 assert r.data.params["model.seed"] == seed_of[k]
             assert r.info.status == "FINISHED"
         assert c.get_run(parents[k]).info.status == "FINISHED"
+        assert bool(s[k].get("mlflow_parent_run_deleted")) == (not nested[k])
     for name in (BASE, PRUNED):
         for k in "ABC":
             mv = c.get_model_version(name, s[k]["base" if name == BASE else "pruned"]["version"])

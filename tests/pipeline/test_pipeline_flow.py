@@ -89,6 +89,10 @@ def test_mlflow_runs_metrics_and_artefacts(project):
     parent = c.get_run(s["mlflow_parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.params["model.name"] == "cnn1d"
     assert parent.data.params["pretrain.epochs"] == "1" and parent.data.tags["data_md5"]
+    assert c.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    [inp] = parent.inputs.dataset_inputs                                   # mlflow.log_input of the dataset
+    assert (inp.dataset.name, inp.dataset.digest) == ("data/tiny.h5", parent.data.tags["data_md5"])
+    assert json.loads(inp.dataset.profile)["frames"] == 192 and "tiny.dvc" in inp.dataset.source
     children = {r.info.run_name: r for r in c.search_runs(
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")}
     assert set(children) == {"pretrain", "evaluate-base", "register-base", "channel_stage", "lacd", "finetune",
@@ -130,6 +134,11 @@ def test_second_run_hits_the_cache(project, spies):
     assert spies == {"fit": 0, "channel_stage": 0, "lacd": 0}
     assert _versions(project.client, BASE) == [1] and _versions(project.client, PRUNED) == [1]
     assert again["pruned"] == project.first["pruned"]
+    # nothing ran, so no empty parent run is left in the experiment (soft-deleted, tagged why)
+    assert again["mlflow_parent_run_id"] is None
+    gone = project.client.get_run(again["mlflow_parent_run_deleted"])
+    assert gone.info.lifecycle_stage == "deleted" and gone.data.tags["amr_prune.all_cached"] == "true"
+    assert project.client.get_run(project.first["mlflow_parent_run_id"]).info.lifecycle_stage == "active"
 
 
 def test_champion_loads_by_alias_in_a_fresh_process_without_pickle(project, tmp_path):

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 from .plots import _plt, _save
 
 
-def pareto_front(points: Sequence[Mapping], x: str = "mac_reduction", y: str = "accuracy") -> list[int]:
+def pareto_front(points: Sequence[Mapping], x: str = "macs_reduction", y: str = "accuracy") -> list[int]:
     """Indices of the points no other point beats on both ``x`` and ``y`` (higher is better for both),
     ordered by ``x``."""
     idx = sorted(range(len(points)), key=lambda i: (-points[i][x], -points[i][y]))
@@ -21,20 +21,20 @@ def pareto_front(points: Sequence[Mapping], x: str = "mac_reduction", y: str = "
 
 def accuracy_vs_reduction(points: Sequence[Mapping], path, baselines: Mapping[str, float] | None = None,
                           title: str = "Accuracy vs MAC reduction") -> Path:
-    """``points``: [{"label", "mac_reduction", "accuracy", "group"?}], one line per label (e.g. "resnet20
+    """``points``: [{"label", "macs_reduction", "accuracy", "group"?}], one line per label (e.g. "resnet20
     fcos"); the Pareto-optimal points of each group (e.g. a model) are ringed; ``baselines``: {name: unpruned
     accuracy}, drawn as dashed lines."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label in dict.fromkeys(p["label"] for p in points):
-        pts = sorted((p["mac_reduction"], p["accuracy"]) for p in points if p["label"] == label)
+        pts = sorted((p["macs_reduction"], p["accuracy"]) for p in points if p["label"] == label)
         ax.plot([100 * r for r, _ in pts], [a for _, a in pts], marker="o", label=label)
     front = []
     for group in dict.fromkeys(p.get("group") for p in points):      # one front per group (e.g. per model)
         mine = [p for p in points if p.get("group") == group]
         front += [mine[i] for i in pareto_front(mine)]
     if front:
-        ax.plot([100 * p["mac_reduction"] for p in front], [p["accuracy"] for p in front], "o", markersize=12,
+        ax.plot([100 * p["macs_reduction"] for p in front], [p["accuracy"] for p in front], "o", markersize=12,
                 markerfacecolor="none", markeredgecolor="k", label="Pareto front")
     for label, acc in (baselines or {}).items():
         ax.axhline(acc, ls="--", lw=1, color="gray")

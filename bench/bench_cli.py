@@ -48,7 +48,7 @@ def fake_registry(uri: str, tmp: Path) -> None:
               "git_commit": "f" * 40, "flow_run_id": "bench", "test_accuracy": "0.61", "test_high_snr_accuracy": "0.9"}
     for name, tags in ((BASE, {"role": "base", "method": "pretrain", "macs": "40000000", "params": "270000"}),
                        (PRUNED, {"role": "pruned", "method": "fcos", "macs": "8000000", "params": "60000",
-                                 "mac_reduction": "0.8", "accuracy_drop": "0.01", "gate.passed": "True",
+                                 "macs_reduction": "0.8", "accuracy_drop": "0.01", "gate.passed": "True",
                                  "parent_model": BASE, "parent_version": "1"})):
         run = client.create_run(exp, run_name=f"register-{name}")
         client.log_artifacts(run.info.run_id, str(model_dir), "model")

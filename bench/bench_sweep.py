@@ -45,7 +45,7 @@ def make_project(root: Path, args) -> Path:
            "lacd": {"enabled": True, "max_train_frames": 512, "max_val_frames": 256},
            "recalibrate": {"frames": 256},
            "evaluate": {"latency_batch_sizes": [1], "latency_repeats": 3},
-           "gate": {"max_accuracy_drop": 0.5, "min_mac_reduction": 0.1},
+           "gate": {"max_accuracy_drop": 0.5, "min_macs_reduction": 0.1},
            "tracking": {"uri": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", "experiment": "bench-sweep"}}
     (root / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
     return root / "pipeline.yaml"

@@ -138,11 +138,12 @@ def _aliases(uri: str, name: str) -> tuple[str, str | None]:
 
 
 def _print_promotion(summary: dict) -> None:
+    from rich.text import Text
     name = summary.get("model")
-    verdict = "[green]promoted[/]" if summary["passed"] else "[red]not promoted[/]"
-    console.print(f"{name}: challenger v{summary['challenger']} {verdict} "
-                  f"(accuracy drop {summary['accuracy_drop']:+.4f}, MAC reduction {summary['mac_reduction']:.1%}"
-                  + (f"; {'; '.join(summary['reasons'])}" if summary.get("reasons") else "") + ")")
+    verdict = Text("promoted", "green") if summary["passed"] else Text("not promoted", "red")
+    console.print(Text.assemble(f"{name}: challenger v{summary['challenger']} ", verdict, " "
+                  f"(accuracy drop {summary['accuracy_drop']:+.4f}, MAC reduction {summary['macs_reduction']:.1%}"
+                  + (f"; {'; '.join(summary['reasons'])}" if summary.get("reasons") else "") + ")"))
     console.print(f"champion: {_v(summary.get('champion_before'))} -> {_v(summary.get('champion_after'))}")
 
 

@@ -54,16 +54,16 @@ def promote(config: str = "configs/default.yaml", overrides: dict[str, Any] | No
         ev = cfg.evaluate.model_dump()
         challenger_eval = T.evaluate("challenger", ev, challenger, None, data, split, runs, t)
         if reference is None:
-            decision = {"passed": True, "accuracy_drop": 0.0, "mac_reduction": 0.0, "bounds": cfg.gate.model_dump(),
+            decision = {"passed": True, "accuracy_drop": 0.0, "macs_reduction": 0.0, "bounds": cfg.gate.model_dump(),
                         "reasons": [], "note": "no champion and no parent: promoted"}
         else:
             reference_eval = T.evaluate("reference", ev, reference, None, data, split, runs, t)
             gate = cfg.gate.model_dump()
             if parent is None:                  # a base model: no compression requirement
-                mac_reduction, gate["min_mac_reduction"] = 0.0, 0.0
+                macs_reduction, gate["min_macs_reduction"] = 0.0, 0.0
             else:
-                mac_reduction = 1 - challenger["macs"] / parent["macs"]
-            decision = gate_decision(challenger_eval, reference_eval, mac_reduction, gate)
+                macs_reduction = 1 - challenger["macs"] / parent["macs"]
+            decision = gate_decision(challenger_eval, reference_eval, macs_reduction, gate)
         decision = apply_decision(challenger_rec, decision, t)
         after = decision.get("champion_after")
         print(f"{name}: challenger v{challenger_v} {'promoted' if decision['passed'] else 'not promoted'} "

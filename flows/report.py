@@ -13,7 +13,7 @@ from amrlib.names import BUILTIN_METHODS
 from settings.pipeline import PipelineConfig
 from tracking.registry import registry_state
 
-console = Console()
+console = Console(markup=False, emoji=False)   # registry text (names, aliases in [...], tags) reads as written
 
 
 def _f(tags: dict, key: str, fmt: str = "{:.4f}") -> str:
@@ -52,7 +52,7 @@ def print_registry(cfg: PipelineConfig, names: list[str] | None = None) -> list[
         t = r["tags"]
         table.add_row(f"{r['name']} v{r['version']}", ",".join(r["aliases"]) or "-", t.get("method", "-"), _target(t),
                       _f(t, "test_accuracy", "{:.3f}"), _f(t, "test_high_snr_accuracy", "{:.3f}"),
-                      _f(t, "macs", "{:,.0f}"), _f(t, "params", "{:,.0f}"), _f(t, "mac_reduction", "{:.1%}"),
+                      _f(t, "macs", "{:,.0f}"), _f(t, "params", "{:,.0f}"), _f(t, "macs_reduction", "{:.1%}"),
                       _f(t, "accuracy_drop", "{:+.3f}"), {"True": "passed", "False": "failed"}.get(
                           t.get("gate.passed", ""), "-"), t.get("data_md5", "-")[:7], t.get("git_commit", "-")[:7])
     if console.width >= 140:
@@ -61,7 +61,7 @@ def print_registry(cfg: PipelineConfig, names: list[str] | None = None) -> list[
         console.print(f"Registered models at {uri}", soft_wrap=True)
         for r in rows:
             t = r["tags"]
-            red = f" ({_f(t, 'mac_reduction', '{:.1%}')} fewer)" if "mac_reduction" in t else ""
+            red = f" ({_f(t, 'macs_reduction', '{:.1%}')} fewer)" if "macs_reduction" in t else ""
             console.print(f"  {r['name']} v{r['version']} [{', '.join(r['aliases']) or 'no alias'}] "
                           f"{t.get('method', '-')}: acc {_f(t, 'test_accuracy', '{:.3f}')} (hi-SNR "
                           f"{_f(t, 'test_high_snr_accuracy', '{:.3f}')}), {_f(t, 'macs', '{:,.0f}')} MACs{red}, "
@@ -83,7 +83,7 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
     console.print(f"pruned {pruned.get('model')} v{pruned.get('version')} ({summary.get('method', cfg.method)}): "
                   f"test accuracy "
                   f"{pruned.get('accuracy', 0):.4f} (drop {pruned.get('accuracy_drop', 0):+.4f}), MACs "
-                  f"{pruned.get('macs', 0):,} ({pruned.get('mac_reduction', 0):.1%} fewer)")
+                  f"{pruned.get('macs', 0):,} ({pruned.get('macs_reduction', 0):.1%} fewer)")
     verdict = "PASSED: champion moved" if gate.get("passed") else f"not passed ({'; '.join(gate.get('reasons', []))})"
     champion = gate.get("champion_after")
     console.print(f"promotion gate: {verdict}; champion of {gate.get('name')}: "

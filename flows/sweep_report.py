@@ -25,10 +25,11 @@ from mlflow.exceptions import MlflowException
 from amrlib.pareto import accuracy_vs_reduction, pareto_front
 from mlflow import MlflowClient
 from tracking.runs import PARENT_TAG
+from tracking.tag_names import read_tags
 
 PLAN_ARTIFACT = "combinations.json"
 COLUMNS = ("model", "method", "target", "status", "version", "test_accuracy", "base_accuracy", "accuracy_drop",
-           "mac_reduction", "param_reduction", "macs", "params", "gate_passed", "pareto", "run_id")
+           "macs_reduction", "params_reduction", "macs", "params", "gate_passed", "pareto", "run_id")
 
 
 def _artifact_json(client: MlflowClient, run_id: str, path: str) -> Any | None:
@@ -61,10 +62,10 @@ def _version_row(client: MlflowClient, summary: dict | None) -> dict[str, Any]:
         mv = client.get_model_version(pruned["model"], str(pruned["version"]))
     except MlflowException:
         return {"version": f"{pruned['model']} v{pruned['version']} (gone from the registry)"}
-    tags = mv.tags
+    tags = read_tags(mv.tags)
     row = {"version": f"{mv.name} v{mv.version}", "test_accuracy": _float(tags.get("test_accuracy")),
-           "accuracy_drop": _float(tags.get("accuracy_drop")), "mac_reduction": _float(tags.get("mac_reduction")),
-           "param_reduction": _float(tags.get("param_reduction")), "macs": _float(tags.get("macs")),
+           "accuracy_drop": _float(tags.get("accuracy_drop")), "macs_reduction": _float(tags.get("macs_reduction")),
+           "params_reduction": _float(tags.get("params_reduction")), "macs": _float(tags.get("macs")),
            "params": _float(tags.get("params")), "gate_passed": tags.get("gate.passed")}
     if tags.get("parent_model") and tags.get("parent_version"):
         try:
@@ -101,10 +102,10 @@ def sweep_rows(tracking_uri: str, sweep_run_id: str) -> list[dict[str, Any]]:
             if run.info.status == "FINISHED":
                 row.update(_version_row(client, _artifact_json(client, run.info.run_id, "summary.json")))
         rows.append(row)
-    done = [i for i, r in enumerate(rows) if r["test_accuracy"] is not None and r["mac_reduction"] is not None]
+    done = [i for i, r in enumerate(rows) if r["test_accuracy"] is not None and r["macs_reduction"] is not None]
     for model in {rows[i]["model"] for i in done}:
         mine = [i for i in done if rows[i]["model"] == model]
-        pts = [{"mac_reduction": rows[i]["mac_reduction"], "accuracy": rows[i]["test_accuracy"]} for i in mine]
+        pts = [{"macs_reduction": rows[i]["macs_reduction"], "accuracy": rows[i]["test_accuracy"]} for i in mine]
         for j in pareto_front(pts):
             rows[mine[j]]["pareto"] = True
     for r in rows:
@@ -133,7 +134,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"| {r['model']} | {r['method']} | {r['target']:.0%} | {r['status']} | {_fmt(r['version'])} | "
                      f"{_fmt(r['test_accuracy'], 'acc')} | {_fmt(r['accuracy_drop'], 'pt')} | "
-                     f"{_fmt(r['mac_reduction'], 'pct')} | {_fmt(r['param_reduction'], 'pct')} | "
+                     f"{_fmt(r['macs_reduction'], 'pct')} | {_fmt(r['params_reduction'], 'pct')} | "
                      f"{_fmt(r['macs'], 'int')} | {_fmt(r['gate_passed'])} | {'yes' if r['pareto'] else ''} |")
     return "\n".join(lines) + "\n"
 
@@ -154,8 +155,8 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "
     paths = {"markdown": out / "sweep.md", "csv": out / "sweep.csv", "pareto": out / "pareto.png"}
     paths["markdown"].write_text(markdown(rows))
     paths["csv"].write_text(csv_text(rows))
-    done = [r for r in rows if r["test_accuracy"] is not None and r["mac_reduction"] is not None]
-    points = [{"label": f"{r['model']} {r['method']}", "mac_reduction": r["mac_reduction"],
+    done = [r for r in rows if r["test_accuracy"] is not None and r["macs_reduction"] is not None]
+    points = [{"label": f"{r['model']} {r['method']}", "macs_reduction": r["macs_reduction"],
                "accuracy": r["test_accuracy"], "group": r["model"]} for r in done]
     baselines = {r["model"]: r["base_accuracy"] for r in done if r["base_accuracy"] is not None}
     accuracy_vs_reduction(points, paths["pareto"], baselines, title=f"{title}: test accuracy vs MACs removed")

@@ -6,6 +6,7 @@ setting. :func:`load_config` turns any problem into a :class:`ConfigError` namin
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +94,21 @@ class RegistryConfig(_Section):
 class GateConfig(_Section):
     """The promotion gate: the challenger's accuracy drop vs its parent and its MAC reduction."""
     max_accuracy_drop: float = 0.05    # absolute (0.05 = 5 points of test accuracy)
-    min_mac_reduction: float = 0.5     # 1 - MACs(pruned) / MACs(parent)
+    min_macs_reduction: float = 0.5     # 1 - MACs(pruned) / MACs(parent)
     # the floor: never champion below this test accuracy (None: twice chance, 2 / number of classes)
     min_accuracy: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data):
+        """``min_mac_reduction`` (the name until 2026-12) still works, with a warning."""
+        if isinstance(data, dict) and "min_mac_reduction" in data:
+            if "min_macs_reduction" in data:
+                raise ValueError("give gate.min_macs_reduction only (gate.min_mac_reduction is its old name)")
+            warnings.warn("gate.min_mac_reduction is now called gate.min_macs_reduction: rename it in your "
+                          "configuration (the old name still works)", FutureWarning, stacklevel=2)
+            data = {("min_macs_reduction" if k == "min_mac_reduction" else k): v for k, v in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _possible(self):
@@ -103,9 +116,9 @@ class GateConfig(_Section):
             raise ValueError(f"gate.min_accuracy must be in [0, 1) or null (twice chance), got {self.min_accuracy}")
         if not 0 <= self.max_accuracy_drop < 1:
             raise ValueError(f"gate.max_accuracy_drop must be in [0, 1), got {self.max_accuracy_drop}")
-        if not 0 <= self.min_mac_reduction < 1:
-            raise ValueError(f"gate.min_mac_reduction must be in [0, 1) (1 would mean no MACs left), "
-                             f"got {self.min_mac_reduction}")
+        if not 0 <= self.min_macs_reduction < 1:
+            raise ValueError(f"gate.min_macs_reduction must be in [0, 1) (1 would mean no MACs left), "
+                             f"got {self.min_macs_reduction}")
         return self
 
 

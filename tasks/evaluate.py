@@ -17,8 +17,8 @@ from tracking.runs import StageRun, snr_metrics
 def compare(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
     """Accuracy drop and cost reductions of ``candidate`` against ``reference`` (both evaluations)."""
     return {"accuracy_drop": reference["accuracy"] - candidate["accuracy"],
-            "mac_reduction": 1 - candidate["macs"] / reference["macs"],
-            "param_reduction": 1 - candidate["params"] / reference["params"],
+            "macs_reduction": 1 - candidate["macs"] / reference["macs"],
+            "params_reduction": 1 - candidate["params"] / reference["params"],
             "speedup_b1": (reference["latency"]["b1"]["median_s"] / candidate["latency"]["b1"]["median_s"]
                            if "b1" in reference["latency"] and "b1" in candidate["latency"] else None)}
 

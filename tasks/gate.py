@@ -3,7 +3,7 @@
 reduction against its parent reaches the target, whose accuracy is finite and above the floor
 (``gate.min_accuracy``, default twice chance) and — in the pipeline — which is not behind the current
 champion by more than the allowed drop when that champion was measured on the same data. Every decision is
-recorded as version tags (``gate.passed``, ``gate.accuracy_drop``, ``gate.mac_reduction``, ``gate.reasons``)
+recorded as version tags (``gate.passed``, ``gate.accuracy_drop``, ``gate.macs_reduction``, ``gate.reasons``)
 and in an MLflow run.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tracking.registry import CHAMPION, alias_version
 from tracking.runs import StageRun, client_for, needs_server
+from tracking.tag_names import read_tags
 
 EPS = 1e-9   # bounds are inclusive; 0.90 - 0.88 is 0.0200000000000000018 in floating point
 
@@ -32,7 +33,7 @@ def accuracy_floor(gate: dict[str, Any], num_classes: int | None) -> float:
     return 2.0 / num_classes if num_classes else 0.0
 
 
-def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_reduction: float,
+def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], macs_reduction: float,
                   gate: dict[str, Any], champion: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pass when the accuracy is finite and above the floor, the drop vs ``reference`` (and vs the current
     ``champion``, on the same data, when given) is within the bound and the MAC reduction reaches the target."""
@@ -46,9 +47,9 @@ def gate_decision(candidate: dict[str, Any], reference: dict[str, Any], mac_redu
         reasons.append(f"accuracy {acc:.4f} below the floor {floor:.4f}")
     if drop > gate["max_accuracy_drop"] + EPS:
         reasons.append(f"accuracy drop {drop:.4f} > allowed {gate['max_accuracy_drop']:.4f}")
-    if mac_reduction < gate["min_mac_reduction"] - EPS:
-        reasons.append(f"MAC reduction {mac_reduction:.4f} < required {gate['min_mac_reduction']:.4f}")
-    out = {"passed": not reasons, "accuracy_drop": drop, "mac_reduction": mac_reduction, "floor": floor,
+    if macs_reduction < gate["min_macs_reduction"] - EPS:
+        reasons.append(f"MAC reduction {macs_reduction:.4f} < required {gate['min_macs_reduction']:.4f}")
+    out = {"passed": not reasons, "accuracy_drop": drop, "macs_reduction": macs_reduction, "floor": floor,
            "bounds": dict(gate)}
     if champion is not None:
         behind = float(champion["accuracy"]) - acc
@@ -86,9 +87,9 @@ def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gat
         done = _recorded(version, tracking)
         if done is not None:
             return done
-        mac_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
+        macs_reduction = 1 - evaluation["macs"] / parent_evaluation["macs"]
         champion = current_champion(client_for(tracking), version["name"], (version.get("tags") or {}).get("data_md5"))
-        decision = gate_decision(evaluation, parent_evaluation, mac_reduction, gate, champion)
+        decision = gate_decision(evaluation, parent_evaluation, macs_reduction, gate, champion)
         return apply_decision(version, decision, tracking)
 
 
@@ -108,12 +109,12 @@ def decision_lock(tracking: dict, name: str):
 
 def _recorded(version: dict, tracking: dict) -> dict | None:
     client = client_for(tracking)
-    tags = client.get_model_version(version["name"], version["version"]).tags
+    tags = read_tags(client.get_model_version(version["name"], version["version"]).tags)
     if "gate.passed" not in tags:
         return None
     champion = alias_version(client, version["name"], CHAMPION)
     return {"passed": tags["gate.passed"] == "True", "accuracy_drop": float(tags["gate.accuracy_drop"]),
-            "mac_reduction": float(tags["gate.mac_reduction"]),
+            "macs_reduction": float(tags["gate.macs_reduction"]),
             "reasons": [] if tags.get("gate.reasons", "ok") == "ok" else tags["gate.reasons"].split("; "),
             "name": version["name"], "version": version["version"], "champion_before": champion,
             "champion_after": champion, "note": "already gated: recorded decision, no alias moved"}
@@ -125,7 +126,7 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
     client = client_for(tracking)
     name, v = version["name"], version["version"]
     before = alias_version(client, name, CHAMPION)
-    for k in ("accuracy_drop", "mac_reduction", "floor", "champion_accuracy"):
+    for k in ("accuracy_drop", "macs_reduction", "floor", "champion_accuracy"):
         if k in decision:
             client.set_model_version_tag(name, v, f"gate.{k}", str(decision[k]))
     client.set_model_version_tag(name, v, "gate.reasons", "; ".join(decision["reasons"]) or "ok")
@@ -136,7 +137,7 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
                 "champion_after": v if decision["passed"] else before}
     with StageRun(tracking, "promotion_gate", {"registered_model": name, "version": v}) as run:
         run.metrics({"gate_passed": float(decision["passed"]), "accuracy_drop": decision["accuracy_drop"],
-                     "mac_reduction": decision["mac_reduction"]})
+                     "macs_reduction": decision["macs_reduction"]})
         run.tags_({"gate.reasons": "; ".join(decision["reasons"]) or "ok"})
     return decision
 

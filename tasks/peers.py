@@ -79,8 +79,8 @@ def peer_stage(method: str, settings: dict, recalibrate: dict, parent: dict, dat
             report_path.write_text(json.dumps(report, indent=1))
             metrics = {"seconds": seconds, "prune_seconds": report.get("prune_seconds", seconds),
                        "macs": saved["macs"], "params": saved["params"],
-                       "mac_reduction": 1 - saved["macs"] / parent["macs"],
-                       "param_reduction": 1 - saved["params"] / parent["params"],
+                       "macs_reduction": 1 - saved["macs"] / parent["macs"],
+                       "params_reduction": 1 - saved["params"] / parent["params"],
                        "target_macs_reduction": target, "target_met": float(bool(report.get("target_met", True)))}
             run.metrics(metrics)
             run.tags_({"method": method, "method_kind": methods.METHOD_KINDS[method],

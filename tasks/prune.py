@@ -27,8 +27,8 @@ def lacd_available() -> bool:
 
 
 def _reductions(before: dict, after: dict) -> dict[str, float]:
-    return {"mac_reduction": 1 - after["macs"] / before["macs"],
-            "param_reduction": 1 - after["params"] / before["params"]}
+    return {"macs_reduction": 1 - after["macs"] / before["macs"],
+            "params_reduction": 1 - after["params"] / before["params"]}
 
 
 def recalibrate_bn_stats(model, data: dict, split: dict, recal: dict):

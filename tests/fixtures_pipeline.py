@@ -62,7 +62,7 @@ def tiny_config(root: Path, name: str = "tiny.yaml", **sections) -> Path:
         "lacd": {"enabled": True, "max_train_frames": 96, "max_val_frames": 64, "probe": "ridge"},
         "recalibrate": {"frames": 64},
         "evaluate": {"latency_batch_sizes": [1, 4], "latency_repeats": 2},
-        "gate": {"max_accuracy_drop": 0.9, "min_mac_reduction": 0.1, "min_accuracy": 0.0},
+        "gate": {"max_accuracy_drop": 0.9, "min_macs_reduction": 0.1, "min_accuracy": 0.0},
         "tracking": {"uri": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", "experiment": "test"},
     }
     for section, values in sections.items():

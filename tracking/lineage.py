@@ -14,8 +14,9 @@ import mlflow
 from amrlib.errors import AmrPruneError
 
 from .runs import client_for
+from .tag_names import read_tags
 
-METRIC_TAGS = ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "mac_reduction", "param_reduction",
+METRIC_TAGS = ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "macs_reduction", "params_reduction",
                "accuracy_drop", "speedup_b1")
 
 
@@ -56,7 +57,7 @@ def resolve_version(uri: str, name: str, alias: str | None = None, version: str 
 
 
 def _brief(mv, aliases: list[str]) -> dict[str, Any]:
-    t = dict(mv.tags)
+    t = read_tags(mv.tags)
     return {"name": mv.name, "version": str(mv.version), "aliases": aliases, "method": t.get("method"),
             "role": t.get("role"), "arch": t.get("arch"), "data_md5": t.get("data_md5"),
             "data_path": t.get("data_path"), "data_dvc_file": t.get("data_dvc_file"),

@@ -21,6 +21,7 @@ from amrlib.errors import AmrPruneError
 from datastore.dvc_files import file_md5
 
 from .runs import client_for
+from .tag_names import read_tags
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 #: what the logged model needs besides its own code: public packages only. The model's code is the
@@ -90,8 +91,8 @@ def log_model_card(client, run_id: str, directory: Path, v: dict) -> dict:
     client.log_artifacts(run_id, str(directory), "model_card")
     vs = ev.get("vs_reference") or {}
     description = (f"{v['role']} model ({v['method']}): test accuracy {ev['accuracy']:.4f}"
-                   + (f", {100 * vs['mac_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
-                      if parent and vs.get("mac_reduction") is not None else "")
+                   + (f", {100 * vs['macs_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
+                      if parent and vs.get("macs_reduction") is not None else "")
                    + f". Model card: runs:/{run_id}/model_card/model_card.md")
     return {**out, "description": description}
 
@@ -189,7 +190,7 @@ def registry_state(uri: str, names: list[str]) -> list[dict[str, Any]]:
         for mv in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version)):
             out.append({"name": name, "version": str(mv.version), "aliases": sorted(a for a, v in aliases.items()
                                                                             if str(v) == str(mv.version)),
-                        "tags": dict(mv.tags), "run_id": mv.run_id})
+                        "tags": read_tags(mv.tags), "run_id": mv.run_id})
     return out
 
 

@@ -148,9 +148,9 @@ def test_gate_with_impossible_bounds(project):
     from flows.promote import promote
     from settings.pipeline import ConfigError
     before = saved_state(project)
-    with pytest.raises(ConfigError, match=r"gate.min_mac_reduction must be in \[0, 1\) \(1 would mean no MACs left\), "
+    with pytest.raises(ConfigError, match=r"gate.min_macs_reduction must be in \[0, 1\) \(1 would mean no MACs left\), "
                                           r"got 1.2"):
-        promote(str(project.cfg), overrides={"gate": {"min_mac_reduction": 1.2}})
+        promote(str(project.cfg), overrides={"gate": {"min_macs_reduction": 1.2}})
     assert saved_state(project) == before
 
 

@@ -78,8 +78,8 @@ def test_registry_state_and_lineage(project):
         assert tags["mlflow_parent_run_id"] == s["mlflow_parent_run_id"]
     assert base["method"] == "pretrain" and base["parent_model"] == ""
     assert pruned["method"] == "fcos" and (pruned["parent_model"], pruned["parent_version"]) == (BASE, "1")
-    assert float(pruned["mac_reduction"]) == pytest.approx(1 - int(pruned["macs"]) / int(base["macs"]), abs=1e-6)
-    assert 0 < float(pruned["mac_reduction"]) < 1
+    assert float(pruned["macs_reduction"]) == pytest.approx(1 - int(pruned["macs"]) / int(base["macs"]), abs=1e-6)
+    assert 0 < float(pruned["macs_reduction"]) < 1
     assert pruned["gate.passed"] == "True" and s["gate"]["passed"]
     assert s["pruned"]["macs"] == int(pruned["macs"]) < s["base"]["macs"] == int(base["macs"])
 
@@ -100,7 +100,7 @@ def test_mlflow_runs_metrics_and_artefacts(project):
     assert all(r.info.status == "FINISHED" for r in children.values())
     assert len(c.get_metric_history(children["pretrain"].info.run_id, "val_accuracy")) == 1   # one per epoch
     m = children["evaluate-pruned"].data.metrics
-    for key in ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "mac_reduction", "param_reduction",
+    for key in ("test_accuracy", "test_high_snr_accuracy", "macs", "params", "macs_reduction", "params_reduction",
                 "accuracy_drop", "latency_b1_median_s", "latency_b4_frames_per_s"):
         assert key in m, key
     assert {f"test_accuracy_snr_{snr}db" for snr in (-10, 0, 10, 18)} <= set(m)
@@ -199,7 +199,7 @@ def test_failure_in_lacd_then_rerun_skips_finished_stages(project, spies, monkey
 def test_gate_refuses_then_promote_moves_champion(project, spies):
     from flows.promote import promote
     strict = tiny_config(project.root, "strict.yaml", finetune={"epochs": 1, "batch_size": 32, "seed": 7},
-                         gate={"max_accuracy_drop": 0.9, "min_mac_reduction": 0.999})
+                         gate={"max_accuracy_drop": 0.9, "min_macs_reduction": 0.999})
     champion = _alias(project.client, PRUNED, "champion")
     s = project.run(str(strict))
     new = s["pruned"]["version"]
@@ -210,7 +210,7 @@ def test_gate_refuses_then_promote_moves_champion(project, spies):
 
     refused = promote(str(strict))
     assert refused["passed"] is False and _alias(project.client, PRUNED, "champion") == champion
-    accepted = promote(str(strict), overrides={"gate": {"min_mac_reduction": 0.1}})
+    accepted = promote(str(strict), overrides={"gate": {"min_macs_reduction": 0.1}})
     assert accepted["passed"] is True and accepted["champion_before"] == champion
     assert _alias(project.client, PRUNED, "champion") == new
     assert promote(str(strict))["passed"] is None                      # already champion: nothing to do

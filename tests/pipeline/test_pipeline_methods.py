@@ -94,7 +94,7 @@ def test_channel_peer_l1_registers_its_own_model(project, calls):
     s = project.run(str(cfg))
     assert calls == {"fit": 2, "prune": 1}                     # pretrain + fine-tune; one prune, no fine-tune in it
     tags, plan = _check_peer_version(project, s, "l1", 0.5, {})
-    assert float(tags["mac_reduction"]) == pytest.approx(0.5, abs=0.02) and tags["target_met"] == "True"
+    assert float(tags["macs_reduction"]) == pytest.approx(0.5, abs=0.02) and tags["target_met"] == "True"
     assert _versions(project.client, BASE) == [1]
     assert [st["stage"] for st in plan["stages"]] == ["channel"]
     # the registered plan replays on the registered parent
@@ -113,7 +113,7 @@ def test_layer_peer_lcp_registers_its_own_model(project, calls):
     assert calls == {"fit": 1, "prune": 1}                     # pretrain cached: only the fine-tune trains
     tags, plan = _check_peer_version(project, s, "lcp", 0.4, {"probe_frames": 64})
     assert plan["stages"][0]["stage"] == "layer" and plan["stages"][0]["removed"]
-    assert float(tags["mac_reduction"]) >= 0.4 - 0.02
+    assert float(tags["macs_reduction"]) >= 0.4 - 0.02
     assert _versions(project.client, BASE) == [1]              # the same parent, not registered again
     states = _states(s["prefect_flow_run_id"])
     assert states["pretrain"] == ["Cached"] and states["peer_stage"] == ["Completed"]
@@ -197,12 +197,12 @@ def test_fcos_final_target_scope_refits_the_channel_stage(project, calls):
     lacd = result("lacd", params["diagnosed_checkpoint_md5"])
     base = result("pretrain", params["parent_checkpoint_md5"])
     assert 1 - lacd["macs"] / base["macs"] > 0.55                      # channel target + LaCD's removals
-    assert 0.5 <= matched["metrics"]["mac_reduction"] == 1 - matched["macs"] / base["macs"] < 0.51   # the target
+    assert 0.5 <= matched["metrics"]["macs_reduction"] == 1 - matched["macs"] / base["macs"] < 0.51   # the target
     assert 0 < matched["metrics"]["removed_blocks"] <= len(json.loads(open(lacd["diagnosis"]).read())["removed"])
     plan = json.loads(open(matched["plan"]).read())
     rebuilt = rebuild(load_model(base["checkpoint"]), plan)
     assert rebuilt.arch == load_model(matched["checkpoint"]).arch
-    assert s["pruned"]["mac_reduction"] == pytest.approx(matched["metrics"]["mac_reduction"])
+    assert s["pruned"]["macs_reduction"] == pytest.approx(matched["metrics"]["macs_reduction"])
     tags = project.client.get_model_version("amr-cnn1d-fcos", s["pruned"]["version"]).tags
     assert json.loads(tags["options"])["target_scope"] == "final"
     children = _children(project.client, s["mlflow_parent_run_id"])

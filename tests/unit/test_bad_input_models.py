@@ -116,7 +116,7 @@ def test_tampered_plan_is_refused_and_the_parent_is_untouched(pruned_plan, tampe
     ({"channel_stage": {"keep_ratio": None, "target_macs_reduction": 1.0}},
      "target_macs_reduction must be in (0, 1)"),
     ({"peer": {"target_macs_reduction": 0}}, "peer.target_macs_reduction must be in (0, 1)"),
-    ({"gate": {"max_accuracy_drop": 1.5, "min_mac_reduction": -1}}, "max_accuracy_drop must be in [0, 1)"),
+    ({"gate": {"max_accuracy_drop": 1.5, "min_macs_reduction": -1}}, "max_accuracy_drop must be in [0, 1)"),
     ({"model": {"name": "resnet18"}}, "model.name: unknown model 'resnet18'; choose one of resnet20"),
 ])
 def test_more_bad_settings_are_named(override, message):

@@ -34,7 +34,7 @@ def pruned_info():
     pm, pp, m, p = count_macs(parent), count_params(parent), count_macs(pruned), count_params(pruned)
     ref = _evaluation(0.62, {-10: 0.2, 0: 0.6, 10: 0.9}, pm, pp)
     ev = _evaluation(0.6, {-10: 0.18, 0: 0.58, 10: 0.88}, m, p,
-                     {"accuracy_drop": 0.02, "mac_reduction": 1 - m / pm, "param_reduction": 1 - p / pp,
+                     {"accuracy_drop": 0.02, "macs_reduction": 1 - m / pm, "params_reduction": 1 - p / pp,
                       "speedup_b1": 1.5})
     diagnosis = {"blocks": [{"block": f"u{i}", "probe_accuracy": 0.1 * i, "removed": i in (2, 9)} for i in range(10)]}
     return {"name": "amr-resnet20-fcos", "version": "3", "role": "pruned", "method": "fcos", "classes": CLASSES,

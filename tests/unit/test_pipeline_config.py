@@ -11,7 +11,7 @@ def test_shipped_configs_are_valid(name):
     cfg = load_config(REPO_ROOT / "configs" / name)
     assert cfg.model.name in ("resnet20", "resnet56")
     assert 0 < cfg.channel_stage.keep_ratio < 1
-    assert cfg.gate.min_mac_reduction < 1
+    assert cfg.gate.min_macs_reduction < 1
 
 
 def test_default_is_sized_for_two_cores():
@@ -35,7 +35,7 @@ def test_relative_config_path_resolves_from_anywhere(tmp_path, monkeypatch):
     ({"pretrain": {"epochs": -1}}, "pretrain.epochs"),
     ({"finetune": {"lr": 0}}, "finetune.lr"),
     ({"pretrain": {"epoks": 3}}, "pretrain.epoks: unknown setting"),
-    ({"gate": {"min_mac_reduction": 1.0}}, "min_mac_reduction must be in [0, 1)"),
+    ({"gate": {"min_macs_reduction": 1.0}}, "min_macs_reduction must be in [0, 1)"),
     ({"gate": {"max_accuracy_drop": -0.1}}, "max_accuracy_drop must be in [0, 1)"),
     ({"data": {"split_fractions": [0.5, 0.5, 0.0]}}, "split_fractions"),
     ({"data": {"synthetic": {"classes": ["BPSK", "FM-RADIO"]}}}, "unknown: ['FM-RADIO']"),
@@ -120,3 +120,18 @@ def test_overlay_chain_merges_and_refuses_cycles_and_missing_bases(tmp_path):
     (tmp_path / "z.yaml").write_text("extends: nowhere.yaml\n")
     with pytest.raises(ConfigError, match="nowhere.yaml: no such configuration file"):
         load_config(tmp_path / "z.yaml")
+
+
+def test_old_gate_key_still_works_with_a_warning():
+    with pytest.warns(FutureWarning, match="now called gate.min_macs_reduction"):
+        cfg = parse_config({"gate": {"min_mac_reduction": 0.3}})
+    assert cfg.gate.min_macs_reduction == 0.3
+    with pytest.raises(ConfigError, match="give gate.min_macs_reduction only"):
+        parse_config({"gate": {"min_mac_reduction": 0.3, "min_macs_reduction": 0.4}})
+
+
+def test_old_tag_names_are_read_under_the_new_ones():
+    from tracking.tag_names import read_tags
+    old = {"mac_reduction": "0.9", "param_reduction": "0.8", "gate.mac_reduction": "0.9", "macs": "10"}
+    assert read_tags(old) == {**old, "macs_reduction": "0.9", "params_reduction": "0.8", "gate.macs_reduction": "0.9"}
+    assert read_tags({"mac_reduction": "0.1", "macs_reduction": "0.2"})["macs_reduction"] == "0.2"

@@ -5,7 +5,7 @@ import pytest
 
 from tasks.gate import gate_decision
 
-GATE = {"max_accuracy_drop": 0.02, "min_mac_reduction": 0.5}
+GATE = {"max_accuracy_drop": 0.02, "min_macs_reduction": 0.5}
 
 
 @pytest.mark.parametrize("cand_acc, mac_red, passed, reason", [
@@ -38,7 +38,7 @@ CLASSES = [f"c{i}" for i in range(11)]
     (0.077, "accuracy 0.0770 below the floor 0.1818"),     # the diverged run of the report: below 1/11
 ])
 def test_a_diverged_or_chance_level_candidate_never_passes(acc, reason):
-    loose = {"max_accuracy_drop": 1.0, "min_mac_reduction": 0.0}        # even with no other bound
+    loose = {"max_accuracy_drop": 1.0, "min_macs_reduction": 0.0}        # even with no other bound
     d = gate_decision({"accuracy": acc, "classes": CLASSES}, {"accuracy": 0.10}, 0.9, loose)
     assert not d["passed"] and d["reasons"][0] == reason and d["floor"] == pytest.approx(2 / 11)
 

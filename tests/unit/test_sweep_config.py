@@ -73,7 +73,7 @@ def test_a_combination_with_an_invalid_pipeline_config_fails_before_anything_run
 
 
 def test_pareto_front(tmp_path):
-    pts = [{"mac_reduction": r, "accuracy": a} for r, a in
+    pts = [{"macs_reduction": r, "accuracy": a} for r, a in
            [(0.5, 0.60), (0.7, 0.62), (0.8, 0.50), (0.9, 0.55), (0.9, 0.40), (0.3, 0.58)]]
     # (0.5, .60) and (0.3, .58) are beaten by (0.7, .62); (0.8, .50) by (0.9, .55); (0.9, .40) by (0.9, .55)
     assert pareto_front(pts) == [1, 3]

@@ -39,8 +39,8 @@ from .client import (  # noqa: F401
     unreachable,
     warn,
 )
-from .ui import mark_training_experiment
 from .probe import forget, probe
+from .ui import mark_training_experiment
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000

@@ -151,6 +151,40 @@ def fetch(config: str = CONFIG, as_json: bool = JSON) -> None:
                                                                   "remote": info["remote"]})
 
 
+@app.command()
+def remote(url: str = typer.Argument(..., metavar="s3://BUCKET/PREFIX", help="the shared bucket and prefix"),
+           name: str = typer.Option("team", "--name", help="DVC remote name"),
+           endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", metavar="URL",
+                                                      help="an S3-compatible server (MinIO, moto, Ceph)"),
+           region: Optional[str] = typer.Option(None, "--region", help="the bucket's region, e.g. eu-west-1"),
+           push: bool = typer.Option(True, "--push/--no-push", help="push the tracked dataset there now"),
+           config: str = CONFIG, as_json: bool = JSON) -> None:
+    """Make a shared S3 bucket the project's default DVC remote, so that every clone pulls the same data.
+
+    The URL (with --endpoint-url / --region) goes into .dvc/config, to be committed; credentials never do:
+    DVC reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) from each user's environment."""
+    from datastore.dvc_files import read_dvc_file
+    from datastore.remote import set_remote
+    cfg = load_cfg(config)
+    tracked = push and read_dvc_file(cfg.root_path, cfg.data.dvc_file) is not None
+    if push and not tracked:
+        note(f"[data] {cfg.data.dvc_file} does not exist yet: nothing to push (`amr-prune data fetch` creates "
+             f"and pushes it)")
+    with spinner(f"setting DVC remote {name} ..."):
+        info = set_remote(cfg.root_path, url, name, endpoint_url, region, push_dvc_file=cfg.data.dvc_file
+                          if tracked else None, log=note)
+    if as_json:
+        print_json(info)
+        return
+    lines = [f"DVC remote {info['name']} = {info['url']}" + (f" (endpoint {endpoint_url})" if endpoint_url else "")
+             + ", the default", f"credentials: {info['credentials']}; none is written to the repository"]
+    if info["pushed"]:
+        lines.append(f"pushed {info['pushed']}: a clone can now `amr-prune data fetch`")
+    lines.append("commit it: git add .dvc/config && git commit -m 'Team DVC remote'")
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
 # ---- describing a file --------------------------------------------------------------------------------
 
 def describe(path: Path, format: str | None = None, md5: str | bool | None = None) -> dict:

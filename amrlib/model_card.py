@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import plots
@@ -128,15 +128,31 @@ def _latency(info: dict) -> list[str]:
     return out
 
 
+def _portable_uri(uri: str) -> tuple[str, str]:
+    """The tracking URI as a reader of the card can use it: a local store's absolute path (this machine's
+    checkout) becomes the project-relative ``sqlite:///mlflow/mlflow.db`` (run from the repository root); a
+    server's URL stays."""
+    for scheme in ("sqlite:///", "file://"):
+        if uri.startswith(scheme):
+            path = PurePosixPath(uri.removeprefix(scheme))
+            rel = "/".join(path.parts[-2:]) if path.is_absolute() else str(path)
+            return f"{scheme}{rel}", "the project's MLflow store, relative to the repository root"
+    return uri, "the MLflow tracking server this version was registered with"
+
+
 def _loading(info: dict) -> list[str]:
     ref = f"models:/{info['name']}/{info['version']}" if info.get("version") else f"models:/{info['name']}@champion"
-    uri = (info.get("lineage") or {}).get("registry_uri", "<tracking URI>")
+    uri, where = _portable_uri((info.get("lineage") or {}).get("registry_uri", "<tracking URI>"))
     ref_cli = f"{info['name']}/{info['version']}" if info.get("version") else f"{info['name']}@champion"
-    return ["```python", "import mlflow, numpy as np", f"mlflow.set_tracking_uri({uri!r})",
+    return ["```python", "import os, mlflow, numpy as np", f"# {where}; MLFLOW_TRACKING_URI overrides it",
+            f"mlflow.set_tracking_uri(os.environ.get('MLFLOW_TRACKING_URI', {uri!r}))",
             f"model = mlflow.pyfunc.load_model({ref!r})",
             f"logits = model.predict(iq.astype(np.float32))   # [n, 2, {info['frame_length']}] -> "
             f"[n, {len(info['classes'])}]",
+            "table = model.predict(iq.astype(np.float32), params={'output': 'classes'})   # class, probabilities",
             "classes = model.metadata.metadata['classes']", "```", "",
+            f"Over HTTP: `amr-prune serve-model {ref_cli} --port 5001`, then POST frames to "
+            "`http://127.0.0.1:5001/invocations`.", "",
             "No pickle is involved: the weights are the `checkpoint` artefact (architecture JSON + state dict, "
             "`amrlib.models.load_model`, read with `torch.load(weights_only=True)`). As ONNX (dynamic batch, "
             "checked against PyTorch with ONNX Runtime):", "",

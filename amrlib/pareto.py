@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .plots import _plt, _save
+from .plots import _plt, _robust_ylim, _save, robust_limits  # noqa: F401  (robust_limits re-exported)
 
 
 def pareto_front(points: Sequence[Mapping], x: str = "macs_reduction", y: str = "accuracy") -> list[int]:
@@ -41,6 +41,8 @@ def accuracy_vs_reduction(points: Sequence[Mapping], path, baselines: Mapping[st
         ax.annotate(f"unpruned {label}", (0, acc), textcoords="offset points", xytext=(2, 2), fontsize=7,
                     color="gray", xycoords=("axes fraction", "data"))
     ax.set(xlabel="MACs removed (%)", ylabel="test accuracy", title=title)
+    _robust_ylim(ax, [p["accuracy"] for p in points] + list((baselines or {}).values()),
+                 [(100 * p["macs_reduction"], p["accuracy"]) for p in points])
     ax.grid(alpha=0.3)
     if points:
         ax.legend(fontsize=8)

@@ -63,16 +63,19 @@ def confusion_matrix(confusion: Sequence[Sequence[int]], classes: Sequence[str],
 
 def channel_widths(before: Mapping[str, int], after: Mapping[str, int], path,
                    title: str = "Channels per group before / after the channel stage") -> Path:
-    """``before``/``after``: {group name: channels} (e.g. from ``model.structure().groups``)."""
+    """``before``/``after``: {group name: channels} (e.g. from ``model.structure().groups``). Horizontal bars,
+    one row per group, so that every group's name is a readable 9-point label (about 12 px at the saved 100 dpi)
+    however many groups there are (the figure grows in height instead of shrinking the labels)."""
     plt = _plt()
     names = list(before)
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(7, 0.25 * len(names)), 4))
-    ax.bar(x, [before[n] for n in names], color="#c8d7ea", label="before")
-    ax.bar(x, [after.get(n, before[n]) for n in names], width=0.5, color="#1f77b4", label="after")
-    ax.set_xticks(x, names, rotation=90, fontsize=6)
-    ax.set(ylabel="channels", title=title)
-    ax.legend(fontsize=8)
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.24 * len(names) + 1.2)))
+    ax.barh(y, [before[n] for n in names], color="#c8d7ea", label="before")
+    ax.barh(y, [after.get(n, before[n]) for n in names], height=0.5, color="#1f77b4", label="after")
+    ax.set_yticks(y, names, fontsize=9)
+    ax.invert_yaxis()                                   # the network's first group on top
+    ax.set(xlabel="channels", title=title)
+    ax.legend(fontsize=9, loc="lower right")
     return _save(fig, path)
 
 
@@ -105,6 +108,36 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def robust_limits(values: Sequence[float], k: float = 3.0, pad: float = 0.05) -> tuple[float, float] | None:
+    """y limits that a single far outlier does not set: from the lower fence ``Q1 - k * IQR`` (IQR at least
+    0.02) to the largest value, padded; None with fewer than 4 finite values or no outlier below the fence."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) < 4:
+        return None
+    q1, q3 = np.percentile(v, [25, 75])
+    fence = q1 - k * max(q3 - q1, 0.02)
+    if v.min() >= fence:
+        return None
+    lo = v[v >= fence].min()
+    span = max(v.max() - lo, 1e-3)
+    return lo - pad * span, v.max() + pad * span
+
+
+def _robust_ylim(ax, values: Sequence[float], xy: Sequence[tuple[float, float]]) -> None:
+    """Clip the y axis to :func:`robust_limits`; the points below it are drawn on the bottom edge as open
+    triangles and counted in a note, so they stay visible without flattening the others."""
+    lim = robust_limits(values)
+    if lim is None:
+        return
+    ax.set_ylim(*lim)
+    below = [(x, y) for x, y in xy if y < lim[0]]
+    if below:
+        ax.plot([x for x, _ in below], [lim[0]] * len(below), "v", color="crimson", markerfacecolor="none",
+                clip_on=False, label=None)
+        ax.annotate(f"{len(below)} point(s) below the axis (accuracy {', '.join(f'{y:.3f}' for _, y in below)})",
+                    (0.01, 0.01), xycoords="axes fraction", fontsize=7, color="crimson")
+
+
 def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
            title: str = "Accuracy vs MACs") -> Path:
     """``points``: [{"method", "macs", "accuracy"}] (optionally ``accuracy_err``: a half-width, drawn as an
@@ -124,6 +157,8 @@ def pareto(points: Sequence[Mapping], path, baseline: Mapping | None = None,
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.set(xlabel="MACs (millions, log scale)", ylabel="test accuracy", title=title)
+    _robust_ylim(ax, [p["accuracy"] for p in points] + ([baseline["accuracy"]] if baseline else []),
+                 [(p["macs"] / 1e6, p["accuracy"]) for p in points])
     ax.grid(alpha=0.3, which="both")
     if len(ax.get_legend_handles_labels()[1]) > 6:     # many methods: the legend goes beside the chart
         fig.set_size_inches(9.5, 4.5)

@@ -27,6 +27,9 @@ import typer
 
 from . import compare, data, export, pipeline, registry, reproduce, scale, serving, sync
 from .common import AmrPruneGroup, set_global_options
+from .helpformat import install as _readable_help
+
+_readable_help()                      # TEXT / INTEGER / nothing for a flag, instead of <str> / <int> / <bool>
 
 app = typer.Typer(cls=AmrPruneGroup, add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   pretty_exceptions_show_locals=False,

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import CONFIG, JSON, ModelRef, console, load_cfg, parse_model_ref, print_json
 
@@ -33,7 +34,7 @@ def models(config: str = CONFIG,
 def lineage(name: str = typer.Argument(..., help="registered model name (e.g. amr-resnet20-fcos), or NAME@ALIAS",
                                       metavar="NAME"),
             version: Optional[str] = typer.Argument(None, help="version number, or @ALIAS (e.g. @champion)",
-                                                    metavar="[VERSION|@ALIAS]"),
+                                                    metavar="VERSION|@ALIAS"),
             config: str = CONFIG, as_json: bool = JSON) -> None:
     """Where a version came from: data md5, git commit, runs, parent chain, gate decision, plan summary.
 
@@ -81,9 +82,11 @@ def _print_lineage(info: dict) -> None:
     if info["gate"]:
         rows.append(("gate", f"passed={info['gate'].get('passed')} ({info['gate'].get('reasons', '')})"))
     table = Table(show_header=False, box=None)
+    table.add_column(style="bold")                  # the console prints no markup: registry text reads as written
+    table.add_column()
     for k, v in rows:
         if v:
-            table.add_row(f"[bold]{k}[/]", str(v))
+            table.add_row(k, str(v))
     console.print(table)
     if info["parents"]:
         chain = Table(title="parent chain", title_justify="left")
@@ -100,7 +103,8 @@ def _print_lineage(info: dict) -> None:
         console.print("parent chain: none (an unpruned model)")
     plan = info.get("plan")
     if plan:
-        console.print(f"[bold]plan[/] ({plan.get('method') or 'pruning'}): {plan['parent_arch']} -> {plan['arch']}")
+        console.print(Text.assemble(("plan", "bold"), f" ({plan.get('method') or 'pruning'}): {plan['parent_arch']} "
+                                    f"-> {plan['arch']}"))
         for st in plan["stages"]:
             if st["stage"] == "channel":
                 console.print(f"  channel stage: {st['groups_shrunk']}/{st['groups']} channel groups shrunk, "

@@ -51,8 +51,9 @@ def sweep(sweep_config: str = SWEEP_CONFIG,
 
 def sweep_report(run_id: str = typer.Argument(..., help="the sweep's MLflow run id"),
                  sweep_config: str = SWEEP_CONFIG,
-                 out: Optional[str] = typer.Option(None, help="folder for sweep.md/.csv/pareto.png "
-                                                              "(default: <root>/<out_dir>/<run id>)")) -> None:
+                 out: Optional[str] = typer.Option(None, help="folder for sweep.md/.csv/pareto.png (default: "
+                                                              "ROOT/OUT_DIR/RUN_ID, OUT_DIR from the sweep "
+                                                              "configuration)")) -> None:
     """Rebuild a sweep's table and Pareto plot from the tracking store and the registry."""
     from flows.sweep_report import markdown, sweep_rows, write_report
     from settings.sweep import combination_configs, load_sweep_config

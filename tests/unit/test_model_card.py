@@ -62,10 +62,11 @@ def test_pruned_card_sections_and_figures(tmp_path, pruned_info):
     assert "| `layer1.1.conv1` | 16 | removed |" in card and "| `layer1.0.conv1` | 16 | 7 |" in card
     assert "| 1 | 2.000 | 500 |" in card and machine()["cpu"] in card
     assert "mlflow.pyfunc.load_model('models:/amr-resnet20-fcos/3')" in card
+    assert "os.environ.get('MLFLOW_TRACKING_URI', 'sqlite:///m.db')" in card and "serve-model" in card
     assert "amr-prune export amr-resnet20-fcos/3 --onnx model.onnx" in card
     assert "2.00 points less accurate than its parent" in card and "-10 dB" in card   # limits: weak SNRs
     sizes = {"accuracy_vs_snr.png": (700, 400), "confusion_matrix.png": (700, 600),
-             "channel_widths.png": (700, 400), "probe_curve.png": (900, 400)}
+             "channel_widths.png": (800, 408), "probe_curve.png": (900, 400)}     # widths: one 9-pt row per group
     for name, size in sizes.items():
         assert f"]({name})" in card
         with Image.open(tmp_path / name) as im:

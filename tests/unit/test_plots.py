@@ -24,7 +24,7 @@ def test_widths_probe_and_pareto(tmp_path):
     m = build_model("resnet20", 4, 128)
     pruned, _ = channel_stage(m, keep_ratio=0.5)
     p = plots.channel_widths(plots.group_widths(m), plots.group_widths(pruned), tmp_path / "w.png")
-    assert _size(p) == (700, 400)
+    assert _size(p) == (800, 408)                 # horizontal bars: one readable row per group
     diag = [{"block": f"b{i}", "probe_accuracy": 0.1 * i, "removed": i == 3} for i in range(6)]
     assert _size(plots.probe_curve({"pruned": diag}, tmp_path / "p.png")) == (900, 400)
     pts = [{"method": "fcos", "macs": 4e6, "accuracy": 0.6}, {"method": "l1", "macs": 4e6, "accuracy": 0.5},

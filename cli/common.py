@@ -18,8 +18,11 @@ from rich.console import Console
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Markup and emoji codes off: what is printed comes from users' files, configurations and the registry, and
+# must read as written (a key named ':smile:' or a class '[bold]x' printed as an emoji or styled, or swallowed).
+# Styling is given as Text / style=, never as markup in a string.
+console = Console(highlight=False, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 CONFIG = typer.Option("configs/default.yaml", "--config", "-c", help="pipeline configuration (YAML)")
 SET = typer.Option(None, "--set", help="override a setting, YAML value: --set pretrain.epochs=2 (repeatable)")
@@ -94,11 +97,11 @@ def report_error(exc: BaseException) -> None:
     msg = str(exc).strip() or type(exc).__name__
     if not _plain(exc):                                   # our own errors read as plain sentences
         msg = f"{type(exc).__name__}: {msg}"
-    from rich.markup import escape
-    err_console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    from rich.text import Text
+    err_console.print(Text.assemble(("error:", "bold red"), " ", msg), soft_wrap=True)
     hint = hint_for(exc)
-    err_console.print(f"[yellow]hint:[/] {escape(hint) + '; ' if hint else ''}--debug shows the traceback",
-                      soft_wrap=True)
+    err_console.print(Text.assemble(("hint:", "yellow"), " ", (hint + "; " if hint else "") + "--debug shows the "
+                                    "traceback"), soft_wrap=True)
 
 
 class AmrPruneGroup(TyperGroup):
@@ -110,7 +113,8 @@ class AmrPruneGroup(TyperGroup):
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except KeyboardInterrupt:
-            err_console.print("[red]interrupted[/]: finished stages stay cached; run the same command again to resume")
+            err_console.print("interrupted: finished stages stay cached; run the same command again to resume",
+                              style="red")
             raise typer.Exit(130)
         except Exception as exc:
             if STATE.debug or os.environ.get("AMR_PRUNE_DEBUG"):

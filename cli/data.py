@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import CONFIG, JSON, console, err_console, load_cfg, note, print_json, progress_enabled, spinner
 
@@ -239,11 +240,13 @@ def print_info(info: dict) -> None:
             ("SNRs", snr_text), ("size", f"{info['bytes'] / 2**20:,.1f} MiB"),
             ("md5", info.get("md5", "(not computed)"))]
     if info.get("dvc_file"):
-        verdict = {True: "matches", False: "[red]DIFFERS[/]", None: ""}[info.get("md5_matches_dvc")]
+        verdict = {True: "matches", False: "DIFFERS", None: ""}[info.get("md5_matches_dvc")]
         rows.append(("tracked by", f"{info['dvc_file']}" + (f" (md5 {info['dvc_md5']}: {verdict})"
                                                              if info.get("dvc_md5") else "")))
     if info.get("remote"):
         rows.append(("DVC remote", info["remote"]))
+    table.add_column(style="bold")                  # the console prints no markup: file text reads as written
+    table.add_column()
     for k, v in rows:
-        table.add_row(f"[bold]{k}[/]", v)
+        table.add_row(k, Text(v, style="red") if k == "tracked by" and "DIFFERS" in v else v)
     console.print(table)

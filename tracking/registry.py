@@ -88,12 +88,16 @@ def log_model_card(client, run_id: str, directory: Path, v: dict) -> dict:
             "plan": plan, "diagnosis": diagnosis, "evaluation": ev, "reference": ref,
             "lineage": v["lineage"], "high_snr_db": ev.get("high_snr_db", 10)}
     out = write_model_card(info, directory)
+    from .card_html import write_html
+    out["html"] = write_html(Path(out["card"]))       # rendered, figures embedded: MLflow's artefact viewer shows it
     client.log_artifacts(run_id, str(directory), "model_card")
     vs = ev.get("vs_reference") or {}
     description = (f"{v['role']} model ({v['method']}): test accuracy {ev['accuracy']:.4f}"
                    + (f", {100 * vs['macs_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
                       if parent and vs.get("macs_reduction") is not None else "")
-                   + f". Model card: runs:/{run_id}/model_card/model_card.md")
+                   + f". Model card (rendered, with its figures): run {run_id}, Artifacts tab, "
+                     f"`model_card/model_card.html` (runs:/{run_id}/model_card/model_card.html; Markdown source "
+                     f"model_card.md beside it)")
     return {**out, "description": description}
 
 

@@ -157,9 +157,11 @@ def test_run_registers_versions_with_model_cards(project):
                                  "probe_curve.png"})):
         mv = client.get_model_version(name, "1")
         assert mv.tags["model_card"] == f"runs:/{mv.run_id}/model_card/model_card.md"
-        assert "Model card: runs:/" in mv.description
+        assert f"runs:/{mv.run_id}/model_card/model_card.html" in mv.description
         logged = {Path(f.path).name for f in client.list_artifacts(mv.run_id, "model_card")}
-        assert logged == {"model_card.md", *pngs}
+        assert logged == {"model_card.md", "model_card.html", *pngs}
+        page = Path(client.download_artifacts(mv.run_id, "model_card/model_card.html", str(project.tmp))).read_text()
+        assert page.count('src="data:image/png;base64,') == len(pngs) and "<table>" in page   # MLflow renders it
         card = Path(client.download_artifacts(mv.run_id, "model_card/model_card.md", str(project.tmp))).read_text()
         assert f"# Model card: {name} v1" in card and "## Limits" in card
         assert read_dvc_file(project.root, "tiny.dvc")["md5"] in card

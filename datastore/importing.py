@@ -91,6 +91,7 @@ def _import_dataset(root: Path, source: Path, dvc_file: str, remote: str | None,
             _dvc_push(repo, tmp_pointer, name, source, dvc_file, old)
             os.replace(tmp, path)                                       # the point of no return: two renames
             write_dvc_file(root, dvc_file, os.path.relpath(path, pointer_dir), md5, size, meta)
+        _ignore(repo, path)                                             # after _staged restored .gitignore
     if old:
         log(f"[data] {dvc_file} now points to {rel} ({md5}); it pointed to {old['path']} ({old['md5']}), "
             f"which stays in the DVC cache/remote and in git history")
@@ -104,6 +105,8 @@ def _staged(repo, path: Path, pointer_dir: Path):
     """A temporary data file beside ``path`` and a temporary ``.dvc`` file beside the pointer; both are
     removed at the end. On failure, so is the DVC cache object the import added (the caller appends its
     md5 to ``added`` once it knows the cache did not have it)."""
+    ignore_file = path.parent / ".gitignore"          # dvc commit lists the temporary name there: put it back
+    ignore_before = ignore_file.read_bytes() if ignore_file.exists() else None
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".importing")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -117,9 +120,25 @@ def _staged(repo, path: Path, pointer_dir: Path):
         for f in (tmp, tmp_pointer):
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
+        _restore(ignore_file, ignore_before)
         if not ok:
             for md5 in added:
                 _drop_cache_object(repo, md5)
+
+
+def _restore(f: Path, before: bytes | None) -> None:
+    if before is None:
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+    elif not f.exists() or f.read_bytes() != before:
+        f.write_bytes(before)
+
+
+def _ignore(repo, path: Path) -> None:
+    """Git-ignore the imported file the way ``dvc add`` does (nothing when git already ignores it); the
+    temporary name's entry is removed by :func:`_staged` (it restores the .gitignore as it was)."""
+    with contextlib.suppress(Exception):
+        repo.scm_context.ignore(str(path))
 
 
 def _cache_has(repo, md5: str) -> bool:

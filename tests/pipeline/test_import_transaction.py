@@ -19,7 +19,7 @@ OFFLINE = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_MAX_ATTE
 
 
 def _tree(root: Path, remote: Path) -> dict[str, str]:
-    """md5 of every file under data/, the DVC cache and the remote, and the text of every .dvc file."""
+    """md5 of every file under data/ (its .gitignore too), the DVC cache and the remote, and every .dvc file."""
     out = {}
     for base in (root / "data", root / ".dvc" / "cache", remote):
         for p in sorted(base.rglob("*")) if base.exists() else []:
@@ -33,6 +33,7 @@ def _tree(root: Path, remote: Path) -> dict[str, str]:
 @pytest.fixture
 def project(tmp_path):
     root = make_project(tmp_path / "proj", tmp_path / "remote")
+    (root / ".gitignore").write_text("/runs/\n/mlflow/\n")          # data/ not ignored: DVC keeps data/.gitignore
     fetch(root, "tiny.dvc", None, TINY_DATA, log=lambda *a: None)        # the dataset already tracked
     cfg = tiny_config(root)
     src = tmp_path / "incoming.h5"
@@ -61,6 +62,7 @@ def test_unreachable_remote_leaves_everything_as_it_was_and_a_retry_works(projec
     assert rec["path"] == "data/incoming.h5"
     assert (remote / "files" / "md5" / rec["md5"][:2] / rec["md5"][2:]).is_file()   # pushed
     assert hashlib.md5((root / rec["path"]).read_bytes()).hexdigest() == rec["md5"]
+    assert (root / "data" / ".gitignore").read_text().split() == ["/tiny.h5", "/incoming.h5"]   # no temporary name
 
 
 @pytest.mark.parametrize("out_path", ["../outside.h5", "ABSOLUTE"])

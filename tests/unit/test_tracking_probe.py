@@ -5,10 +5,10 @@ called, at the start of a flow run and when the server is lost after it; the pro
 seconds and two attempts."""
 from __future__ import annotations
 
+import mlflow.utils.rest_utils as rest_utils
 import pytest
 import requests
 
-import mlflow.utils.rest_utils as rest_utils
 from fixtures_pipeline import free_port
 from tracking import probe as probe_mod
 from tracking import runs as tracking

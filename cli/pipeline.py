@@ -33,6 +33,9 @@ def run(config: str = CONFIG,
     check_offered(cfg)
     from flows.prune_pipeline import prune_pipeline
     from flows.report import print_report
+
+    from .quiet import hide_reported_failures
+    hide_reported_failures()                        # the error is printed once, below, with its hint
     note(f"prune_pipeline: method {cfg.method}, model {cfg.model.name}, data {cfg.data.dvc_file}, "
          f"runs in {cfg.runs_path}")
     summary = prune_pipeline(config=config, overrides=overrides)
@@ -110,6 +113,9 @@ def promote(config: str = CONFIG,
             console.print(f"{name}: v{challenger} is already the champion; nothing to do")
         return
     from flows.promote import promote as promote_flow
+
+    from .quiet import hide_reported_failures
+    hide_reported_failures()
     summary = promote_flow(config=config, overrides=overrides, model=model)
     if as_json:
         print_json(summary)

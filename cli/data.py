@@ -54,6 +54,9 @@ def synth(out: Path = typer.Option(Path("synthetic.h5"), "--out", "-o", help="fi
     snr_list = parse_snrs(snrs)
     class_list = _split_list(classes)
     n_classes = len(class_list) if class_list else 11
+    from datastore.memory import check_recipe
+    check_recipe({"frames_per_key": frames_per_key, "frame_length": frame_length, "snrs": snr_list,
+                  "classes": class_list}, out, for_training=False)       # refused from an estimate, not a MemoryError
     with spinner(f"generating {frames_per_key * n_classes * len(snr_list):,} frames ..."):
         try:
             ds = synthesize(frames_per_key=frames_per_key, frame_length=frame_length, snrs=snr_list,

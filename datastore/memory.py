@@ -93,14 +93,15 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
-def refuse_if_too_big(plan: dict[str, Any], during: str) -> None:
+def refuse_if_too_big(plan: dict[str, Any], during: str, copies: int = COPIES) -> None:
     limit, where = budget()
-    need = COPIES * plan["bytes"] + RUNTIME_BYTES
+    need = copies * plan["bytes"] + RUNTIME_BYTES
     if limit is not None and need > limit:
+        held = "the dataset loaded and split" if copies > 1 else "the dataset"
         raise MemoryEstimateError(
             f"{plan['what']}: {plan['frames']:,} frames of {plan['frame_length']} samples take "
-            f"{_gib(plan['bytes'])} in memory, and {during} needs about {_gib(need)} (the dataset loaded and "
-            f"split, plus the runtime), more than the {_gib(limit)} {where}; refused before anything ran")
+            f"{_gib(plan['bytes'])} in memory, and {during} needs about {_gib(need)} ({held}, plus the "
+            f"runtime), more than the {_gib(limit)} {where}; refused before anything ran")
 
 
 def check_memory(root: Path, dvc_file: str, synthetic: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +111,13 @@ def check_memory(root: Path, dvc_file: str, synthetic: dict[str, Any]) -> dict[s
     return plan
 
 
-def check_recipe(recipe: dict[str, Any], target: str | os.PathLike) -> None:
-    """Refuse generating a dataset that the pipeline could not hold afterwards."""
+def check_recipe(recipe: dict[str, Any], target: str | os.PathLike, for_training: bool = True) -> None:
+    """Refuse generating a dataset that the pipeline could not hold afterwards (``for_training``), or that
+    the generator itself could not hold (``amr-prune data synth``)."""
     frames, length, how = recipe_frames(recipe)
-    refuse_if_too_big({"frames": frames, "frame_length": length, "what": f"generating {target}: {how}",
-                       "bytes": frames * frame_bytes(length)}, "training on it")
+    plan = {"frames": frames, "frame_length": length, "what": f"generating {target}: {how}",
+            "bytes": frames * frame_bytes(length)}
+    if for_training:
+        refuse_if_too_big(plan, "training on it")
+    else:
+        refuse_if_too_big(plan, "generating it", copies=1)

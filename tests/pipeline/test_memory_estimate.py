@@ -56,3 +56,12 @@ def test_estimate_reads_the_header_the_pointer_and_the_settings(tmp_path):
     assert planned_dataset(root, "tiny.dvc", {})["frames"] == 192                     # from meta.synthetic
     with pytest.raises(MemoryEstimateError, match=r"generating x.h5: 10,000,000,000 frames per key"):
         check_recipe({"frames_per_key": 10**10, "snrs": [0], "classes": ["BPSK", "QPSK"]}, "x.h5")
+
+
+def test_data_synth_too_big_is_refused_from_the_estimate(tmp_path):
+    out_file = tmp_path / "big.h5"
+    code, out, _ = run_cli("data", "synth", "--frames-per-key", "100000000", "--out", out_file, cwd=tmp_path)
+    assert code == 1, out
+    text = " ".join(out.split())
+    assert "22,000,000,000 frames of 128 samples" in text and "generating it needs about" in text, out
+    assert "MemoryError" not in out and not out_file.exists()

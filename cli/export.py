@@ -17,6 +17,8 @@ def export(ref: str = typer.Argument(..., help="NAME@ALIAS (e.g. amr-resnet20-fc
            onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (INT8 goes beside it as *.int8.onnx)"),
            int8: bool = typer.Option(False, "--int8", help="also write an INT8 model (ONNX Runtime static "
                                                            "quantisation), accuracy-checked against FP32"),
+           torchscript: bool = typer.Option(False, "--torchscript", help="also write a TorchScript file (folded, "
+                                                                         "frozen) beside it as *.torchscript.pt"),
            max_int8_drop: float = typer.Option(0.5, min=0.0, help="refuse the INT8 model when it is more than "
                                                                   "this many points below FP32 on the test split"),
            calibration_frames: int = typer.Option(256, min=1, help="training frames INT8 is calibrated on"),
@@ -35,11 +37,13 @@ def export(ref: str = typer.Argument(..., help="NAME@ALIAS (e.g. amr-resnet20-fc
     ONNX Runtime against PyTorch's logits, optionally INT8 (refused above --max-int8-drop), timed on this
     machine, and logged to the model version (ONNX flavour, deployment card). Files are written only when
     every check passes."""
-    from amrlib.deploy.package import FP32_FILE, INT8_FILE, edge_card, edge_package
+    from amrlib.deploy.package import FP32_FILE, INT8_FILE, TORCHSCRIPT_FILE, edge_card, edge_package
     model_ref = parse_model_ref(ref)
     targets = {FP32_FILE: onnx}
     if int8:
         targets[INT8_FILE] = onnx.with_name(onnx.name.removesuffix(".onnx") + ".int8.onnx")
+    if torchscript:
+        targets[TORCHSCRIPT_FILE] = onnx.with_name(onnx.name.removesuffix(".onnx") + ".torchscript.pt")
     for t in targets.values():
         if t.exists() and not force:
             raise FileExistsError(f"{t} exists: not overwriting it (pass --force)")
@@ -53,7 +57,7 @@ def export(ref: str = typer.Argument(..., help="NAME@ALIAS (e.g. amr-resnet20-fc
     with tempfile.TemporaryDirectory(dir=onnx.parent, prefix=f".{onnx.name}.") as tmp:
         with spinner(f"exporting {mv.name} v{mv.version}, checking{' and quantising' if int8 else ''} it, "
                      "timing it ..."):
-            report = edge_package(net, tmp, int8=int8, calibration=calibration, test=test,
+            report = edge_package(net, tmp, int8=int8, torchscript=torchscript, calibration=calibration, test=test,
                                   max_int8_drop_pt=max_int8_drop, repeats=repeats, threads=threads, opset=opset,
                                   atol=atol)
         if int8:
@@ -81,6 +85,9 @@ def export(ref: str = typer.Argument(..., help="NAME@ALIAS (e.g. amr-resnet20-fc
         q = report["int8"]
         console.print(f"wrote {targets[INT8_FILE]}: INT8 {q['int8_accuracy']:.2%} vs FP32 {q['fp32_accuracy']:.2%} "
                       f"on {q['frames']} test frames ({q['drop_pt']:+.2f} pt, bound {max_int8_drop:g})", markup=False)
+    if torchscript:
+        console.print(f"wrote {targets[TORCHSCRIPT_FILE]}: TorchScript (folded, frozen), max |logit difference| "
+                      f"{report['torchscript_check']['max_abs_diff']:.2e}", markup=False)
     lat = report["latency_s"]
     console.print("latency (median ms, " + f"{threads} thread{'s' if threads > 1 else ''}): " + "; ".join(
         f"{rt} " + ", ".join(f"b{b} {1e3 * s:.3f}" for b, s in by.items()) for rt, by in lat.items()))

@@ -3,7 +3,8 @@ and INT8 accuracy check, logged as an ``export`` run under the version's run and
 
 The artefacts are MLflow ONNX-flavour models (``mlflow.onnx.log_model``; ``mlflow.onnx.load_model`` or
 ``mlflow.pyfunc.load_model`` on the URI in the version's ``edge_onnx_uri`` / ``edge_int8_uri`` tag); the run
-also holds ``edge/edge.json`` (the whole report) and ``edge/edge_card.md`` (the deployment card). The
+also holds ``edge/edge.json`` (the whole report), ``edge/edge_card.md`` (the deployment card) and, when
+exported, the TorchScript file ``edge/model.torchscript.pt`` (tag ``edge_torchscript_uri``). The
 version's tags carry the artefacts' md5 (checked by whoever ships the file), the headline latencies, the
 INT8 drop and the machine; its description gains a pointer to the card. Nothing is logged for an export
 that failed its checks: the caller logs only a package :func:`amrlib.deploy.package.edge_package` returned.
@@ -75,6 +76,11 @@ def log_edge_package(uri: str, mv, directory: Path, report: dict, card: str) -> 
                           tags={"mlflow.parentRunId": mv.run_id, "role": "edge-export", "model_name": mv.name,
                                 "model_version": str(mv.version)}) as run:
         for kind, fname in report["files"].items():
+            if kind == "torchscript":                 # no MLflow flavour: the file itself, beside the report
+                mlflow.log_artifact(str(directory / fname), "edge")
+                models[kind] = f"runs:/{run.info.run_id}/edge/{fname}"
+                md5[kind] = file_md5(directory / fname)
+                continue
             info = mlflow.onnx.log_model(onnx.load(str(directory / fname)), name=f"onnx_{kind}",
                                          signature=signature, pip_requirements=requirements,
                                          save_as_external_data=False,

@@ -19,8 +19,9 @@ from ..measure import count_macs, count_params, machine, measure_latency
 from ..onnx_export import DEFAULT_OPSET, check_onnx, export_onnx, measure_onnx_latency
 from .fold import fold_batchnorm
 from .int8 import int8_accuracy_check, quantize_int8
+from .torchscript import export_torchscript, load_torchscript
 
-FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+FP32_FILE, INT8_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.int8.onnx", "model.torchscript.pt"
 
 
 def runtime_versions() -> dict[str, str]:
@@ -30,7 +31,7 @@ def runtime_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def edge_package(net: nn.Module, out_dir: str | os.PathLike, *, int8: bool = False,
+def edge_package(net: nn.Module, out_dir: str | os.PathLike, *, int8: bool = False, torchscript: bool = False,
                  calibration: np.ndarray | None = None, test: tuple | None = None, max_int8_drop_pt: float = 0.5,
                  batch_sizes: Sequence[int] = (1, 256), repeats: int = 20, threads: int = 1,
                  opset: int = DEFAULT_OPSET, atol: float = 1e-4, check_frames: int = 64) -> dict:
@@ -39,7 +40,8 @@ def edge_package(net: nn.Module, out_dir: str | os.PathLike, *, int8: bool = Fal
     ``test`` is ``(frames [n, 2, L], labels [n], snrs [n] or None)``: labelled frames for the INT8 accuracy
     check (required with ``int8``), ``calibration`` the frames ``[m, 2, L]`` INT8 is calibrated on (a few
     hundred training frames). Latency is the median of ``repeats`` runs per batch size, ``threads`` threads,
-    for eager PyTorch (unfolded), ONNX Runtime FP32 and INT8.
+    for eager PyTorch (unfolded), ONNX Runtime FP32 and INT8, and with ``torchscript`` the folded, frozen
+    TorchScript file (:mod:`amrlib.deploy.torchscript`).
     """
     if int8 and (calibration is None or test is None):
         raise ValueError("INT8 needs calibration frames and labelled test frames")
@@ -68,10 +70,18 @@ def edge_package(net: nn.Module, out_dir: str | os.PathLike, *, int8: bool = Fal
         report["int8"]["calibration_frames"] = int(len(calibration))
         report["files"]["int8"] = INT8_FILE
         paths["ort-int8"] = int8_path
+    scripted = None
+    if torchscript:
+        report["torchscript_check"] = export_torchscript(net, out / TORCHSCRIPT_FILE, atol=atol)
+        report["files"]["torchscript"] = TORCHSCRIPT_FILE
+        scripted = load_torchscript(out / TORCHSCRIPT_FILE)
     latency: dict[str, dict[str, float]] = {"eager": {}}
     for b in batch_sizes:
         r = max(3, repeats // (8 if b > 16 else 1))
         latency["eager"][str(b)] = measure_latency(net, batch_size=b, threads=threads, repeats=r)["median_s"]
+        if scripted is not None:
+            latency.setdefault("torchscript", {})[str(b)] = measure_latency(
+                scripted, batch_size=b, frame_length=length, threads=threads, repeats=r)["median_s"]
         for runtime, p in paths.items():
             latency.setdefault(runtime, {})[str(b)] = measure_onnx_latency(p, b, length, r, threads=threads)["median_s"]
     report["latency_s"] = latency
@@ -92,6 +102,8 @@ def edge_card(report: dict, title: str) -> str:
     lines += ["", f"ONNX Runtime vs PyTorch (unfolded) on {c['frames']} frame evaluations, batch sizes "
                   f"{', '.join(map(str, c['batch_sizes']))}: max |logit difference| {c['max_abs_diff']:.2e} "
                   f"(allowed {c['atol']:g}), same top class on {c['argmax_agreement']:.1%}.", "",
+              *([f"TorchScript (folded, frozen) vs PyTorch: max |logit difference| "
+                 f"{report['torchscript_check']['max_abs_diff']:.2e}.", ""] if "torchscript_check" in report else []),
               f"## Latency (median, {m['threads']} thread{'s' if m['threads'] > 1 else ''})", "",
               "| runtime | " + " | ".join(f"batch {b} (ms)" for b in lat["eager"]) + " |",
               "|---|" + "---|" * len(lat["eager"])]

@@ -241,10 +241,13 @@ def test_export_int8_logged_to_the_version(project, tmp_path):
     served = mlflow.pyfunc.load_model(mv.tags["edge_int8_uri"])        # the ONNX flavour, as MLflow loads it
     logits = served.predict(np.zeros((2, 2, 128), np.float32))
     assert np.asarray(next(iter(logits.values())) if isinstance(logits, dict) else logits).shape == (2, 4)
-    # an FP32-only export afterwards leaves no stale INT8 tag on the version
-    cli("export", f"{PRUNED}@champion", "--onnx", out, "--force", "--repeats", 2, "-c", project.cfg)
+    # an export without INT8 afterwards leaves no stale INT8 tag on the version; TorchScript is logged as a file
+    cli("export", f"{PRUNED}@champion", "--onnx", out, "--force", "--torchscript", "--repeats", 2, "-c", project.cfg)
     tags = client.get_model_version(PRUNED, report["version"]).tags
     assert "edge_int8_uri" not in tags and tags["edge_onnx_md5"] == file_md5(out)
+    scripted = tmp_path / "edge.torchscript.pt"
+    assert scripted.exists() and tags["edge_torchscript_md5"] == file_md5(scripted)
+    assert tags["edge_torchscript_uri"].endswith("/edge/model.torchscript.pt")
 
 
 def test_export_refused_int8_writes_and_logs_nothing(project, tmp_path, monkeypatch):

@@ -52,3 +52,19 @@ def test_bad_int8_is_refused_and_removed(labelled, tmp_path):
 def test_int8_needs_frames(labelled, tmp_path):
     with pytest.raises(ValueError, match="calibration frames and labelled test frames"):
         edge_package(labelled[0], tmp_path, int8=True)
+
+
+def test_torchscript_file_matches_and_takes_any_batch(labelled, tmp_path):
+    from amrlib.deploy.torchscript import TorchScriptExportError, export_torchscript, load_torchscript
+    net, frames, labels, snrs = labelled
+    rep = edge_package(net, tmp_path, torchscript=True, batch_sizes=(1, 3), repeats=2)
+    assert rep["torchscript_check"]["max_abs_diff"] < 1e-4 and set(rep["latency_s"]) == {"eager", "ort-fp32",
+                                                                                          "torchscript"}
+    scripted = load_torchscript(tmp_path / rep["files"]["torchscript"])
+    x = torch.from_numpy(frames[:5])
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), net(x), atol=1e-4)
+    assert "TorchScript (folded, frozen) vs PyTorch" in edge_card(rep, "toy")
+    with pytest.raises(TorchScriptExportError, match="differ from PyTorch's"):      # an unmeetable bound
+        export_torchscript(net, tmp_path / "strict.pt", atol=-1.0)
+    assert not (tmp_path / "strict.pt").exists() and not list(tmp_path.glob(".strict.pt.*"))

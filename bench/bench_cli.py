@@ -117,7 +117,7 @@ def main() -> None:
            "python": platform.python_version(), "cpus": os.cpu_count(),
            "loadavg_after": [round(x, 2) for x in load], "commands": rows,
            "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=a.src or ROOT, capture_output=True,
-                                        text=True).stdout.strip()}
+                                        text=True).stdout.strip() or "unknown (not a git checkout)"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"cli_{a.tag}.json").write_text(json.dumps(out, indent=2))
     lines = ["| command | median (s) | min-max (s) |", "|---|---:|---:|"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from filelock import FileLock
@@ -19,6 +19,7 @@ from amrlib.data.split import split
 from amrlib.measure import count_macs, count_params
 from amrlib.models import load_model, save_model
 from datastore.dvc_store import file_md5
+from tracking.runs import StageRun
 
 from .cache import StageCache, key_of, read_result, results_dir, stage_dir, write_result
 
@@ -115,3 +116,18 @@ def epoch_logger(run, stage: str, epochs: int):
         info(f"[{stage}] epoch {rec['epoch']}/{epochs}: train loss {rec['train_loss']:.4f}, val accuracy "
              f"{rec['val_accuracy']:.4f} ({rec['seconds']:.0f} s, {rec['frames_per_s']:.0f} frames/s)")
     return log
+
+
+def run_stage(name: str, inputs: dict[str, Any], runs: str | Path, tracking: dict[str, Any] | None,
+              body: Callable[["Stage", StageRun], dict[str, Any]], *, run_name: str | None = None,
+              tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """The one way a stage task runs: the :class:`Stage` of ``(name, inputs)`` under its lock; a finished
+    stage's recorded result is returned as it is; otherwise ``body(stage, run)`` computes it inside a nested
+    MLflow run ``run_name`` (default ``name``; tagged ``tags``, FAILED if ``body`` raises) and what it returns
+    is recorded as the stage's result (``result.json``, written last)."""
+    stage = Stage(name, inputs, runs)
+    with stage.lock():
+        if stage.done:
+            return stage.done
+        with StageRun(tracking, run_name or name, tags) as run:
+            return stage.finish(body(stage, run))

@@ -23,7 +23,7 @@ from amrlib import plots
 from amrlib.pruning import methods
 from amrlib.pruning.api import PruningError
 from settings.pipeline import ConfigError
-from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
+from stages.stage import Stage, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from tracking.runs import StageRun
 
 from .prune import recalibrate_bn_stats
@@ -52,49 +52,51 @@ def peer_stage(method: str, settings: dict, recalibrate: dict, parent: dict, dat
     if method not in methods.METHODS or method == "fcos":
         raise PeerStageError(f"peer_stage: {method!r} is not a peer method; choose one of "
                              f"{', '.join(m for m in methods.METHODS if m != 'fcos')}")
-    stage = Stage("peer_stage", {"method": method, "settings": settings, "recalibrate": recalibrate,
-                                 "parent": parent, "data": data, "split": split, "runs": runs}, runs)
-    with stage.lock():
-        if stage.done:
-            return stage.done
+    def body(stage: Stage, run: StageRun) -> dict:
         target, options = float(settings["target_macs_reduction"]), dict(settings["options"])
         seed = int(settings["seed"])
-        with StageRun(tracking, f"peer_stage-{method}", {"method": method}) as run:
-            run.params({"method": method, "peer": settings, "recalibrate": recalibrate,
-                        "parent_checkpoint_md5": parent["checkpoint_md5"]})
-            model = load_stage_model(parent)
-            train, val, _ = load_splits(data, split)
-            t0 = time.perf_counter()
-            try:
-                res = methods.prune(method, model, train, val, target, seed=seed, finetune=None, **options)
-            except PruningError as exc:
-                raise PeerStageError(describe_failure(method, target, model.arch.get("name"), exc)) from None
-            pruned = recalibrate_bn_stats(res.model, data, split, recalibrate)
-            seconds = time.perf_counter() - t0
-            report = res.report
-            saved = save_stage_model(pruned, stage, extra={"stage": "peer_stage", "method": method})
-            plan_path = stage.dir / "plan.json"
-            plan_path.write_text(json.dumps(res.plan, indent=1))
-            report_path = stage.dir / "report.json"
-            report_path.write_text(json.dumps(report, indent=1))
-            metrics = {"seconds": seconds, "prune_seconds": report.get("prune_seconds", seconds),
-                       "macs": saved["macs"], "params": saved["params"],
-                       "macs_reduction": 1 - saved["macs"] / parent["macs"],
-                       "params_reduction": 1 - saved["params"] / parent["params"],
-                       "target_macs_reduction": target, "target_met": float(bool(report.get("target_met", True)))}
-            run.metrics(metrics)
-            run.tags_({"method": method, "method_kind": methods.METHOD_KINDS[method],
-                       "target_met": bool(report.get("target_met", True))})
-            for path in (plan_path, report_path, *_plots(method, model, pruned, res.plan, stage)):
-                run.artifact(path)
-            if not report.get("target_met", True):
-                _warn(f"{method}: {report.get('note', 'target not met')} (registered with tag target_met=False)")
-            lineage = {"method": method, "target_macs_reduction": target, "options": {**options, "seed": seed},
-                       "target_met": bool(report.get("target_met", True)), "recalibrate": recalibrate}
-            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "report": str(report_path),
-                                 "method": method, "pruning": lineage,
-                                 "parent_checkpoint_md5": parent["checkpoint_md5"],
-                                 "mlflow_run_id": run.run_id})
+        run.params({"method": method, "peer": settings, "recalibrate": recalibrate,
+                    "parent_checkpoint_md5": parent["checkpoint_md5"]})
+        model = load_stage_model(parent)
+        train, val, _ = load_splits(data, split)
+        t0 = time.perf_counter()
+        try:
+            res = methods.prune(method, model, train, val, target, seed=seed, finetune=None, **options)
+        except PruningError as exc:
+            hint = (f"give {method} only the options it lists: --set 'peer.options={{...}}' (docs/CONFIGURATION.md)"
+                    if "unknown option" in str(exc) else None)         # another target would not help
+            raise PeerStageError(describe_failure(method, target, model.arch.get("name"), exc), hint=hint) from None
+        pruned = recalibrate_bn_stats(res.model, data, split, recalibrate)
+        seconds = time.perf_counter() - t0
+        report = res.report
+        saved = save_stage_model(pruned, stage, extra={"stage": "peer_stage", "method": method})
+        plan_path = stage.dir / "plan.json"
+        plan_path.write_text(json.dumps(res.plan, indent=1))
+        report_path = stage.dir / "report.json"
+        report_path.write_text(json.dumps(report, indent=1))
+        metrics = {"seconds": seconds, "prune_seconds": report.get("prune_seconds", seconds),
+                   "macs": saved["macs"], "params": saved["params"],
+                   "macs_reduction": 1 - saved["macs"] / parent["macs"],
+                   "params_reduction": 1 - saved["params"] / parent["params"],
+                   "target_macs_reduction": target, "target_met": float(bool(report.get("target_met", True)))}
+        run.metrics(metrics)
+        run.tags_({"method": method, "method_kind": methods.METHOD_KINDS[method],
+                   "target_met": bool(report.get("target_met", True))})
+        for path in (plan_path, report_path, *_plots(method, model, pruned, res.plan, stage)):
+            run.artifact(path)
+        if not report.get("target_met", True):
+            _warn(f"{method}: {report.get('note', 'target not met')} (registered with tag target_met=False)")
+        lineage = {"method": method, "target_macs_reduction": target, "options": {**options, "seed": seed},
+                   "target_met": bool(report.get("target_met", True)), "recalibrate": recalibrate}
+        return {**saved, "metrics": metrics, "plan": str(plan_path), "report": str(report_path),
+                "method": method, "pruning": lineage,
+                "parent_checkpoint_md5": parent["checkpoint_md5"],
+                "mlflow_run_id": run.run_id}
+
+    inputs = {"method": method, "settings": settings, "recalibrate": recalibrate, "parent": parent, "data": data,
+              "split": split, "runs": runs}
+    return run_stage("peer_stage", inputs, runs, tracking, body, run_name=f"peer_stage-{method}",
+                     tags={"method": method})
 
 
 def _plots(method: str, parent, pruned, plan: dict, stage: Stage) -> list:

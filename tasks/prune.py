@@ -17,7 +17,7 @@ from prefect import task
 import amrlib.pruning as pruning
 from amrlib import plots
 from amrlib.pruning.plan import add_layer_stage
-from stages.stage import Stage, load_splits, load_stage_model, save_stage_model, stage_options
+from stages.stage import Stage, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from tracking.runs import StageRun
 
 
@@ -46,41 +46,40 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
                   tracking: dict | None) -> dict:
     """FCOS stage 1 on the pretrained parent: cluster the channels by their weights and fuse them, then
     re-estimate the BatchNorm statistics on ``recalibrate["frames"]`` training frames (0: off)."""
-    stage = Stage("channel_stage", {"settings": settings, "recalibrate": recalibrate, "parent": parent,
-                                    "data": data, "split": split, "runs": runs}, runs)
-    with stage.lock():
-        if stage.done:
-            return stage.done
-        with StageRun(tracking, "channel_stage") as run:
-            run.params({"channel_stage": settings, "recalibrate": recalibrate,
-                        "parent_checkpoint_md5": parent["checkpoint_md5"]})
-            model = load_stage_model(parent)
-            t0 = time.perf_counter()
-            try:
-                pruned, plan = pruning.channel_stage(model, **settings)
-            except pruning.PruningError as exc:   # name the setting: the request depends on the model
-                asked = ", ".join(f"channel_stage.{k}: {v}" for k, v in settings.items()
-                                  if k in ("keep_ratio", "target_macs_reduction", "target_params_reduction",
-                                           "distance_threshold"))
-                raise pruning.PruningError(f"{asked} on {parent.get('arch_name')}: {exc}") from None
-            pruned = recalibrate_bn_stats(pruned, data, split, recalibrate)
-            seconds = time.perf_counter() - t0
-            saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
-            plan_path = stage.dir / "plan.json"
-            plan_path.write_text(json.dumps(plan, indent=1))
-            widths = plots.channel_widths(plots.group_widths(model), plots.group_widths(pruned),
-                                          stage.dir / "channel_widths.png")
-            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
-                       **_reductions(parent, saved)}
-            run.metrics(metrics)
-            run.artifact(plan_path)
-            run.artifact(widths)
-            lineage = {"method": "fcos", "options": {"channel_stage": settings}, "recalibrate": recalibrate}
-            if settings.get("target_macs_reduction") is not None:
-                lineage["target_macs_reduction"] = settings["target_macs_reduction"]
-            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
-                                 "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
-                                 "mlflow_run_id": run.run_id})
+    def body(stage: Stage, run: StageRun) -> dict:
+        run.params({"channel_stage": settings, "recalibrate": recalibrate,
+                    "parent_checkpoint_md5": parent["checkpoint_md5"]})
+        model = load_stage_model(parent)
+        t0 = time.perf_counter()
+        try:
+            pruned, plan = pruning.channel_stage(model, **settings)
+        except pruning.PruningError as exc:   # name the setting: the request depends on the model
+            asked = ", ".join(f"channel_stage.{k}: {v}" for k, v in settings.items()
+                              if k in ("keep_ratio", "target_macs_reduction", "target_params_reduction",
+                                       "distance_threshold"))
+            raise pruning.PruningError(f"{asked} on {parent.get('arch_name')}: {exc}") from None
+        pruned = recalibrate_bn_stats(pruned, data, split, recalibrate)
+        seconds = time.perf_counter() - t0
+        saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
+        plan_path = stage.dir / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=1))
+        widths = plots.channel_widths(plots.group_widths(model), plots.group_widths(pruned),
+                                      stage.dir / "channel_widths.png")
+        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
+                   **_reductions(parent, saved)}
+        run.metrics(metrics)
+        run.artifact(plan_path)
+        run.artifact(widths)
+        lineage = {"method": "fcos", "options": {"channel_stage": settings}, "recalibrate": recalibrate}
+        if settings.get("target_macs_reduction") is not None:
+            lineage["target_macs_reduction"] = settings["target_macs_reduction"]
+        return {**saved, "metrics": metrics, "plan": str(plan_path), "method": "fcos",
+                "pruning": lineage, "parent_checkpoint_md5": parent["checkpoint_md5"],
+                "mlflow_run_id": run.run_id}
+
+    inputs = {"settings": settings, "recalibrate": recalibrate, "parent": parent, "data": data, "split": split,
+              "runs": runs}
+    return run_stage("channel_stage", inputs, runs, tracking, body)
 
 
 @task(**stage_options("lacd"))
@@ -90,39 +89,38 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
     re-estimate the BatchNorm statistics if any block was removed."""
     if not lacd_available():
         raise RuntimeError("amrlib.pruning has no lacd(): this stage is not built yet (set lacd.enabled: false)")
-    stage = Stage("lacd", {"settings": settings, "recalibrate": recalibrate, "pruned": pruned, "data": data,
-                           "split": split, "runs": runs}, runs)
-    with stage.lock():
-        if stage.done:
-            return stage.done
-        with StageRun(tracking, "lacd") as run:
-            run.params({"lacd": settings, "recalibrate": recalibrate,
-                        "parent_checkpoint_md5": pruned["checkpoint_md5"]})
-            model = load_stage_model(pruned)
-            train, val, _ = load_splits(data, split)
-            t0 = time.perf_counter()
-            compact, diagnosis = pruning.lacd(model, train, val, **settings)
-            if diagnosis.get("removed"):
-                compact = recalibrate_bn_stats(compact, data, split, recalibrate)
-            seconds = time.perf_counter() - t0
-            saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
-            diagnosis_path = stage.dir / "diagnosis.json"
-            diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
-            plan = _extend_plan(pruned.get("plan"), diagnosis, compact)
-            plan_path = stage.dir / "plan.json"
-            plan_path.write_text(json.dumps(plan, indent=1))
-            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
-                       **_reductions(pruned, saved)}
-            curve = plots.probe_curve({"LaCD": diagnosis["blocks"]}, stage.dir / "probe_curve.png")
-            run.metrics(metrics)
-            for path in (diagnosis_path, plan_path, curve):
-                run.artifact(path)
-            lineage = dict(pruned.get("pruning") or {"method": "fcos"})
-            lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
-            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
-                                 "method": "fcos", "pruning": lineage,
-                                 "parent_checkpoint_md5": pruned["checkpoint_md5"],
-                                 "mlflow_run_id": run.run_id})
+    def body(stage: Stage, run: StageRun) -> dict:
+        run.params({"lacd": settings, "recalibrate": recalibrate,
+                    "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+        model = load_stage_model(pruned)
+        train, val, _ = load_splits(data, split)
+        t0 = time.perf_counter()
+        compact, diagnosis = pruning.lacd(model, train, val, **settings)
+        if diagnosis.get("removed"):
+            compact = recalibrate_bn_stats(compact, data, split, recalibrate)
+        seconds = time.perf_counter() - t0
+        saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
+        diagnosis_path = stage.dir / "diagnosis.json"
+        diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
+        plan = _extend_plan(pruned.get("plan"), diagnosis, compact)
+        plan_path = stage.dir / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=1))
+        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
+                   **_reductions(pruned, saved)}
+        curve = plots.probe_curve({"LaCD": diagnosis["blocks"]}, stage.dir / "probe_curve.png")
+        run.metrics(metrics)
+        for path in (diagnosis_path, plan_path, curve):
+            run.artifact(path)
+        lineage = dict(pruned.get("pruning") or {"method": "fcos"})
+        lineage["options"] = {**lineage.get("options", {}), "lacd": settings}
+        return {**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
+                "method": "fcos", "pruning": lineage,
+                "parent_checkpoint_md5": pruned["checkpoint_md5"],
+                "mlflow_run_id": run.run_id}
+
+    inputs = {"settings": settings, "recalibrate": recalibrate, "pruned": pruned, "data": data, "split": split,
+              "runs": runs}
+    return run_stage("lacd", inputs, runs, tracking, body)
 
 
 @task(**stage_options("match_target"))
@@ -133,47 +131,46 @@ def match_target(settings: dict, recalibrate: dict, parent: dict, diagnosed: dic
     ``settings["target_macs_reduction"]`` (:func:`amrlib.pruning.match_final_target`), re-estimate the
     BatchNorm statistics, remove the blocks. When no diagnosed block fits under the target, the lacd stage's
     network (the channel stage at the target, nothing removed) is the answer and is passed on unchanged."""
-    stage = Stage("match_target", {"settings": settings, "recalibrate": recalibrate, "parent": parent,
-                                   "diagnosed": diagnosed, "data": data, "split": split, "runs": runs}, runs)
-    with stage.lock():
-        if stage.done:
-            return stage.done
-        with StageRun(tracking, "match_target") as run:
-            target = settings["target_macs_reduction"]
-            run.params({"target_macs_reduction": target, "target_scope": "final",
-                        "parent_checkpoint_md5": parent["checkpoint_md5"],
-                        "diagnosed_checkpoint_md5": diagnosed["checkpoint_md5"]})
-            model = load_stage_model(parent)
-            diagnosis = json.loads(open(diagnosed["diagnosis"]).read())
-            train, _, _ = load_splits(data, split)
-            t0 = time.perf_counter()
-            matched = pruning.match_final_target(
-                model, train, diagnosis, target, linkage=settings.get("linkage", "average"),
-                represent=settings.get("represent", "folded"), fusion=settings.get("fusion", "bn_aware"),
-                scale_aware=settings.get("scale_aware", True), recalibrate_frames=int(recalibrate["frames"]),
-                seed=int(recalibrate["seed"]))
-            lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
-            lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
-            if matched is None:
-                run.metrics({"seconds": time.perf_counter() - t0, "removed_blocks": 0})
-                keep = {k: v for k, v in diagnosed.items() if k not in ("stage", "key", "dir")}
-                return stage.finish({**keep, "pruning": lineage, "mlflow_run_id": run.run_id})
-            _, compact, plan, diagnosis = matched
-            seconds = time.perf_counter() - t0
-            saved = save_stage_model(compact, stage, extra={"stage": "match_target"})
-            diagnosis_path = stage.dir / "diagnosis.json"
-            diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
-            plan_path = stage.dir / "plan.json"
-            plan_path.write_text(json.dumps(plan, indent=1))
-            metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
-                       "removed_blocks": len(diagnosis["removed"]), **_reductions(parent, saved)}
-            run.metrics(metrics)
-            for path in (diagnosis_path, plan_path):
-                run.artifact(path)
-            return stage.finish({**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
-                                 "method": "fcos", "pruning": lineage,
-                                 "parent_checkpoint_md5": parent["checkpoint_md5"],
-                                 "mlflow_run_id": run.run_id})
+    def body(stage: Stage, run: StageRun) -> dict:
+        target = settings["target_macs_reduction"]
+        run.params({"target_macs_reduction": target, "target_scope": "final",
+                    "parent_checkpoint_md5": parent["checkpoint_md5"],
+                    "diagnosed_checkpoint_md5": diagnosed["checkpoint_md5"]})
+        model = load_stage_model(parent)
+        diagnosis = json.loads(open(diagnosed["diagnosis"]).read())
+        train, _, _ = load_splits(data, split)
+        t0 = time.perf_counter()
+        matched = pruning.match_final_target(
+            model, train, diagnosis, target, linkage=settings.get("linkage", "average"),
+            represent=settings.get("represent", "folded"), fusion=settings.get("fusion", "bn_aware"),
+            scale_aware=settings.get("scale_aware", True), recalibrate_frames=int(recalibrate["frames"]),
+            seed=int(recalibrate["seed"]))
+        lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
+        lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
+        if matched is None:
+            run.metrics({"seconds": time.perf_counter() - t0, "removed_blocks": 0})
+            keep = {k: v for k, v in diagnosed.items() if k not in ("stage", "key", "dir")}
+            return {**keep, "pruning": lineage, "mlflow_run_id": run.run_id}
+        _, compact, plan, diagnosis = matched
+        seconds = time.perf_counter() - t0
+        saved = save_stage_model(compact, stage, extra={"stage": "match_target"})
+        diagnosis_path = stage.dir / "diagnosis.json"
+        diagnosis_path.write_text(json.dumps(diagnosis, indent=1, default=_jsonable))
+        plan_path = stage.dir / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=1))
+        metrics = {"seconds": seconds, "macs": saved["macs"], "params": saved["params"],
+                   "removed_blocks": len(diagnosis["removed"]), **_reductions(parent, saved)}
+        run.metrics(metrics)
+        for path in (diagnosis_path, plan_path):
+            run.artifact(path)
+        return {**saved, "metrics": metrics, "plan": str(plan_path), "diagnosis": str(diagnosis_path),
+                "method": "fcos", "pruning": lineage,
+                "parent_checkpoint_md5": parent["checkpoint_md5"],
+                "mlflow_run_id": run.run_id}
+
+    inputs = {"settings": settings, "recalibrate": recalibrate, "parent": parent, "diagnosed": diagnosed,
+              "data": data, "split": split, "runs": runs}
+    return run_stage("match_target", inputs, runs, tracking, body)
 
 
 def _jsonable(obj: Any):

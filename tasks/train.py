@@ -12,7 +12,7 @@ from prefect import task
 from amrlib.models import ModelError, build_model
 from amrlib.train import fit
 from amrlib.train.stream import ChunkShuffleSampler
-from stages.stage import Stage, epoch_logger, load_splits, load_stage_model, save_stage_model, stage_options
+from stages.stage import Stage, epoch_logger, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from stages.torchrun import fit_with_torchrun
 from tracking.runs import StageRun
 
@@ -58,41 +58,38 @@ def _build_for(name: str, data: dict):
 @task(**stage_options("pretrain"))
 def pretrain(settings: dict, model: dict, data: dict, split: dict, runs: str, tracking: dict | None) -> dict:
     """Train the parent network from scratch (resumes from its epoch checkpoints if interrupted)."""
-    stage = Stage("pretrain", {"settings": settings, "model": model, "data": data, "split": split, "runs": runs}, runs)
-    with stage.lock():
-        if stage.done:
-            return stage.done
+    def body(stage: Stage, run: StageRun) -> dict:
         torch.manual_seed(int(model["seed"]))
         net = _build_for(model["name"], data)
-        with StageRun(tracking, "pretrain", {"model": model["name"]}) as run:
-            run.params({"model": model, "train": settings, "data_md5": data["md5"], "split": split})
-            out = _fit_stage(stage, net, settings, data, split, run)
-            saved = save_stage_model(net, stage, extra={"stage": "pretrain", "classes": data["classes"]})
-            run.metrics({"macs": saved["macs"], "params": saved["params"]})
-            return stage.finish({**out, **saved, "method": "pretrain", "classes": data["classes"],
-                                 "mlflow_run_id": run.run_id})
+        run.params({"model": model, "train": settings, "data_md5": data["md5"], "split": split})
+        out = _fit_stage(stage, net, settings, data, split, run)
+        saved = save_stage_model(net, stage, extra={"stage": "pretrain", "classes": data["classes"]})
+        run.metrics({"macs": saved["macs"], "params": saved["params"]})
+        return {**out, **saved, "method": "pretrain", "classes": data["classes"],
+                "mlflow_run_id": run.run_id}
+
+    inputs = {"settings": settings, "model": model, "data": data, "split": split, "runs": runs}
+    return run_stage("pretrain", inputs, runs, tracking, body, tags={"model": model["name"]})
 
 
 def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
           tracking: dict | None, pruning: dict | None = None) -> dict:
     """Fine-tune the model of stage result ``pruned`` as stage ``name``; the result carries the pruning
     lineage (``method``, ``plan``, ``pruning``: method, target, options) on to the next stage."""
-    stage = Stage(name, {"settings": settings, "pruned": pruned, "teacher": teacher, "data": data,
-                         "split": split, "runs": runs}, runs)
-    with stage.lock():
-        if stage.done:
-            return stage.done
-        with StageRun(tracking, name) as run:
-            run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
-            net = load_stage_model(pruned).train()
-            teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
-            out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net,
-                             teacher_checkpoint=teacher["checkpoint"] if teacher_net is not None else None)
-            saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
-            run.metrics({"macs": saved["macs"], "params": saved["params"]})
-            return stage.finish({**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
-                                 "pruning": pruning or pruned.get("pruning"), "diagnosis": pruned.get("diagnosis"),
-                                 "classes": data["classes"], "mlflow_run_id": run.run_id})
+    def body(stage: Stage, run: StageRun) -> dict:
+        run.params({"train": settings, "parent_checkpoint_md5": pruned["checkpoint_md5"]})
+        net = load_stage_model(pruned).train()
+        teacher_net = load_stage_model(teacher) if teacher is not None and settings.get("use_teacher") else None
+        out = _fit_stage(stage, net, settings, data, split, run, teacher=teacher_net,
+                         teacher_checkpoint=teacher["checkpoint"] if teacher_net is not None else None)
+        saved = save_stage_model(net, stage, extra={"stage": name, "classes": data["classes"]})
+        run.metrics({"macs": saved["macs"], "params": saved["params"]})
+        return {**out, **saved, "method": pruned.get("method", "fcos"), "plan": pruned.get("plan"),
+                "pruning": pruning or pruned.get("pruning"), "diagnosis": pruned.get("diagnosis"),
+                "classes": data["classes"], "mlflow_run_id": run.run_id}
+
+    inputs = {"settings": settings, "pruned": pruned, "teacher": teacher, "data": data, "split": split, "runs": runs}
+    return run_stage(name, inputs, runs, tracking, body)
 
 
 @task(**stage_options("finetune"))

@@ -54,6 +54,18 @@ def _version_still_there(result: dict) -> bool:
         return False
 
 
+def _log_card(client, run_id: str, stage: Stage, version: str, net, c: dict) -> dict:
+    """The version's model card, logged in run ``run_id``; the version's description points to it."""
+    card = log_model_card(client, run_id, stage.dir / "model_card", {
+        "name": c["name"], "version": version, "role": c["role"], "method": c["method"], "net": net,
+        "model": c["model"], "evaluation": c["evaluation"], "reference": c["reference"], "parent": c["parent"],
+        "data": c["data"], "lineage": {"git_commit": c["tags"]["git_commit"], "flow_run_id": c["tags"]["flow_run_id"],
+                                       "mlflow_run_id": run_id, "registry_uri": c["registry_uri"]}})
+    client.update_model_version(c["name"], version, description=card["description"])
+    client.set_model_version_tag(c["name"], version, "model_card", f"runs:/{run_id}/model_card/model_card.md")
+    return card
+
+
 @task(**stage_options("register", "register-{role}", still_valid=_version_still_there))
 @needs_server("register a model version")
 def register(role: str, name: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
@@ -79,12 +91,21 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
         tags.update(runtime_tags(model))          # threads, device, library versions (amr-prune reproduce)
         tags["code_fingerprint"] = model_code_fingerprint()
         tags[REGISTER_KEY_TAG] = stage.key
+        card_inputs = {"name": name, "role": role, "method": tags["method"], "model": model, "evaluation": evaluation,
+                       "reference": reference, "parent": parent, "data": data, "registry_uri": registry_uri,
+                       "tags": tags}
         mv = _registered_before(client, name, stage.key)
         if mv is not None:
             client.set_registered_model_alias(name, CHALLENGER, mv.version)
+            card = None
+            if "model_card" not in mv.tags:        # killed after creating the version, before its card
+                with StageRun(tracking, f"register-{role}", {"role": role, "recovered_version": str(mv.version)}) \
+                        as run:
+                    card = _log_card(client, run.run_id, stage, str(mv.version), load_stage_model(model), card_inputs)
             return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": mv.run_id,
                                  "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
-                                 "tags": dict(mv.tags), "note": "version found from an interrupted run"})
+                                 "tags": dict(mv.tags), "card": str(card["card"]) if card else None,
+                                 "note": "version found from an interrupted run"})
         with StageRun(tracking, f"register-{role}", {"role": role}) as run:
             net = load_stage_model(model)
             x = np.zeros((2, 2, int(net.arch["frame_length"])), dtype=np.float32)
@@ -112,13 +133,7 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
                                              model_id=info.model_id)
             client.set_registered_model_alias(name, CHALLENGER, mv.version)
             run.tags_({"registered_model": name, "registered_version": mv.version})
-            card = log_model_card(client, run.run_id, stage.dir / "model_card", {
-                "name": name, "version": str(mv.version), "role": role, "method": tags["method"], "net": net,
-                "model": model, "evaluation": evaluation, "reference": reference, "parent": parent, "data": data,
-                "lineage": {"git_commit": tags["git_commit"], "flow_run_id": tags["flow_run_id"],
-                            "mlflow_run_id": run.run_id, "registry_uri": registry_uri}})
-            client.update_model_version(name, mv.version, description=card["description"])
-            client.set_model_version_tag(name, mv.version, "model_card", f"runs:/{run.run_id}/model_card/model_card.md")
+            card = _log_card(client, run.run_id, stage, str(mv.version), net, card_inputs)
             return stage.finish({"role": role, "name": name, "version": str(mv.version), "run_id": run.run_id,
                                  "model_uri": f"models:/{name}/{mv.version}", "registry_uri": registry_uri,
                                  "tags": tags, "card": str(card["card"])})

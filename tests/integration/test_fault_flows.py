@@ -94,8 +94,14 @@ def test_flow_killed_after_registering_reruns_without_duplicates(api, tmp_path):
     assert sorted(states["register"]) == ["Cached", "Completed"]      # base cached; pruned found, not redone
     assert _versions(c, BASE) == ["1"]
     assert _versions(c, PRUNED) == ["1"]              # no duplicate version
-    tags = c.get_model_version(PRUNED, "1").tags
+    recovered = c.get_model_version(PRUNED, "1")
+    tags = recovered.tags
     assert tags["gate.passed"] == "True" and summary["pruned"]["version"] == "1"
+    # the killed run never logged the card: the re-run that found the version logs it and describes the version
+    assert "Model card" in (recovered.description or "") and tags["model_card"].endswith("/model_card/model_card.md")
+    card_run = tags["model_card"].removeprefix("runs:/").split("/")[0]
+    assert card_run != recovered.run_id and "model_card.md" in {
+        Path(f.path).name for f in c.list_artifacts(card_run, "model_card")}
     assert str(c.get_model_version_by_alias(PRUNED, "champion").version) == "1"
     assert c.get_run(ghost.info.run_id).info.status == "KILLED"           # the re-run closed what was left open
     assert "marked 1 run(s) KILLED whose flow process on" in _log(again) and ghost.info.run_id in _log(again)

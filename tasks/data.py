@@ -7,6 +7,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from datastore import dvc_store, importing
+from stages.records import DataRef
 
 
 def _logger():
@@ -17,7 +18,7 @@ def _logger():
 
 
 @task(name="fetch_dataset", cache_policy=NO_CACHE, retries=0)
-def fetch_dataset(root: str, dvc_file: str, remote: str | None, synthetic: dict) -> dict:
+def fetch_dataset(root: str, dvc_file: str, remote: str | None, synthetic: dict) -> DataRef:
     """Make the dataset that ``dvc_file`` points to present and verified (md5); never cached: it is the
     check every later stage's cache key relies on (they key on its md5)."""
     return dvc_store.fetch(root, dvc_file, remote, synthetic, log=_logger())

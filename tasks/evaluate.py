@@ -10,6 +10,7 @@ from prefect import task
 from amrlib import plots
 from amrlib.measure import machine, measure_latency
 from amrlib.train import evaluate as evaluate_model
+from stages.records import DataRef, Evaluation, ModelStage, SplitSpec, Tracking
 from stages.stage import Stage, load_splits, load_stage_model, run_stage, stage_options
 from tracking.runs import StageRun, snr_metrics
 
@@ -24,8 +25,8 @@ def compare(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, f
 
 
 @task(**stage_options("evaluate", "evaluate-{role}"))
-def evaluate(role: str, settings: dict, model: dict, reference: dict | None, data: dict, split: dict, runs: str,
-             tracking: dict | None) -> dict:
+def evaluate(role: str, settings: dict, model: ModelStage, reference: Evaluation | None, data: DataRef,
+             split: SplitSpec, runs: str, tracking: Tracking | None) -> Evaluation:
     """Evaluate one model (``role``: "base" or "pruned") on the test split; never on train/val."""
     def body(stage: Stage, run: StageRun) -> dict:
         net = load_stage_model(model)

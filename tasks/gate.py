@@ -17,6 +17,7 @@ from filelock import FileLock
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from stages.records import Evaluation, RegisteredVersion, Tracking
 from tracking.registry import CHAMPION, alias_version
 from tracking.runs import StageRun, client_for, needs_server
 from tracking.tag_names import read_tags
@@ -78,7 +79,8 @@ def current_champion(client, name: str, data_md5: str | None) -> dict[str, Any] 
 
 @task(name="promotion_gate", cache_policy=NO_CACHE)
 @needs_server("apply the promotion gate")
-def promotion_gate(version: dict, evaluation: dict, parent_evaluation: dict, gate: dict, tracking: dict) -> dict:
+def promotion_gate(version: RegisteredVersion, evaluation: Evaluation, parent_evaluation: Evaluation, gate: dict,
+                   tracking: Tracking) -> dict:
     """Move ``champion`` to the challenger ``version`` if it passes the gate against its parent.
 
     A version is gated once: when a re-run finds it already decided (its ``gate.passed`` tag), the recorded
@@ -144,7 +146,8 @@ def apply_decision(version: dict, decision: dict, tracking: dict) -> dict:
 
 @task(name="base_champion", cache_policy=NO_CACHE)
 @needs_server("set the base model's champion")
-def base_champion(version: dict, evaluation: dict, tracking: dict, gate: dict | None = None) -> dict:
+def base_champion(version: RegisteredVersion, evaluation: Evaluation, tracking: Tracking,
+                  gate: dict | None = None) -> dict:
     """The base model's ``champion``: set when there is none, or when the new base is at least as accurate
     as the champion was on the same data (same data md5); otherwise left for the ``promote`` flow.
     Checked once per version (a re-run does not move the alias back)."""

@@ -23,6 +23,7 @@ from amrlib import plots
 from amrlib.pruning import methods
 from amrlib.pruning.api import PruningError
 from settings.pipeline import ConfigError
+from stages.records import DataRef, ModelStage, Recalibration, SplitSpec, Tracking
 from stages.stage import Stage, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from tracking.runs import StageRun
 
@@ -45,8 +46,8 @@ def describe_failure(method: str, target: float, arch: str | None, reason: Excep
 
 
 @task(**stage_options("peer_stage", "peer_stage-{method}"))
-def peer_stage(method: str, settings: dict, recalibrate: dict, parent: dict, data: dict, split: dict, runs: str,
-               tracking: dict | None) -> dict:
+def peer_stage(method: str, settings: dict, recalibrate: Recalibration, parent: ModelStage, data: DataRef,
+               split: SplitSpec, runs: str, tracking: Tracking | None) -> ModelStage:
     """Prune ``parent`` with peer ``method``; ``settings`` is the config's ``peer`` section
     (``target_macs_reduction``, ``options``, ``seed``)."""
     if method not in methods.METHODS or method == "fcos":

@@ -17,6 +17,7 @@ from prefect import task
 import amrlib.pruning as pruning
 from amrlib import plots
 from amrlib.pruning.plan import add_layer_stage
+from stages.records import DataRef, ModelStage, Recalibration, SplitSpec, Tracking
 from stages.stage import Stage, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from tracking.runs import StageRun
 
@@ -42,8 +43,8 @@ def recalibrate_bn_stats(model, data: dict, split: dict, recal: dict):
 
 
 @task(**stage_options("channel_stage"))
-def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, split: dict, runs: str,
-                  tracking: dict | None) -> dict:
+def channel_stage(settings: dict, recalibrate: Recalibration, parent: ModelStage, data: DataRef, split: SplitSpec,
+                  runs: str, tracking: Tracking | None) -> ModelStage:
     """FCOS stage 1 on the pretrained parent: cluster the channels by their weights and fuse them, then
     re-estimate the BatchNorm statistics on ``recalibrate["frames"]`` training frames (0: off)."""
     def body(stage: Stage, run: StageRun) -> dict:
@@ -83,8 +84,8 @@ def channel_stage(settings: dict, recalibrate: dict, parent: dict, data: dict, s
 
 
 @task(**stage_options("lacd"))
-def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dict, runs: str,
-         tracking: dict | None) -> dict:
+def lacd(settings: dict, recalibrate: Recalibration, pruned: ModelStage, data: DataRef, split: SplitSpec, runs: str,
+         tracking: Tracking | None) -> ModelStage:
     """FCOS stage 2 (LaCD) on the channel-pruned model: probe each block, remove the collapsed ones, then
     re-estimate the BatchNorm statistics if any block was removed."""
     if not lacd_available():
@@ -124,8 +125,8 @@ def lacd(settings: dict, recalibrate: dict, pruned: dict, data: dict, split: dic
 
 
 @task(**stage_options("match_target"))
-def match_target(settings: dict, recalibrate: dict, parent: dict, diagnosed: dict, data: dict, split: dict,
-                 runs: str, tracking: dict | None) -> dict:
+def match_target(settings: dict, recalibrate: Recalibration, parent: ModelStage, diagnosed: ModelStage,
+                 data: DataRef, split: SplitSpec, runs: str, tracking: Tracking | None) -> ModelStage:
     """FCOS with a final MAC target: keep LaCD's diagnosis (``diagnosed``, the lacd stage's result), re-fit
     the channel stage from the parent so that its cut plus the removal of the collapsed blocks lands on
     ``settings["target_macs_reduction"]`` (:func:`amrlib.pruning.match_final_target`), re-estimate the

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 import mlflow
 from datastore.dvc_store import file_md5
 from stages.cache import code_fingerprint
+from stages.records import DataRef, Evaluation, ModelStage, RegisteredVersion, Tracking
 from stages.stage import Stage, load_stage_model, model_summary, stage_options
 from tracking.registry import (
     CHALLENGER,
@@ -68,8 +69,9 @@ def _log_card(client, run_id: str, stage: Stage, version: str, net, c: dict) -> 
 
 @task(**stage_options("register", "register-{role}", still_valid=_version_still_there))
 @needs_server("register a model version")
-def register(role: str, name: str, model: dict, evaluation: dict, parent: dict | None, data: dict,
-             registry_uri: str, runs: str, tracking: dict, reference: dict | None = None) -> dict:
+def register(role: str, name: str, model: ModelStage, evaluation: Evaluation, parent: RegisteredVersion | None,
+             data: DataRef, registry_uri: str, runs: str, tracking: Tracking,
+             reference: Evaluation | None = None) -> RegisteredVersion:
     """Log ``model`` as an MLflow model and register a new version of ``name`` with alias ``challenger``.
 
     Tags: data md5, git commit, parent model name/version, method with its target and options, plan md5,
@@ -141,7 +143,8 @@ def register(role: str, name: str, model: dict, evaluation: dict, parent: dict |
 
 @task(name="checkout_version", cache_policy=NO_CACHE)
 @needs_server("read a registered model version")
-def checkout_version(name: str, alias: str | None, version: str | None, runs: str, tracking: dict) -> tuple[dict, dict]:
+def checkout_version(name: str, alias: str | None, version: str | None, runs: str,
+                     tracking: Tracking) -> tuple[ModelStage, RegisteredVersion]:
     """A registered version (by ``alias`` or ``version``) as a stage result: its checkpoint is copied
     under ``<runs>/registry/`` and checked to load. Returns ``(model result, version record)``."""
     client = client_for(tracking)

@@ -12,6 +12,7 @@ from prefect import task
 from amrlib.models import ModelError, build_model
 from amrlib.train import fit
 from amrlib.train.stream import ChunkShuffleSampler
+from stages.records import DataRef, ModelStage, SplitSpec, Tracking
 from stages.stage import Stage, epoch_logger, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from stages.torchrun import fit_with_torchrun
 from tracking.runs import StageRun
@@ -56,7 +57,8 @@ def _build_for(name: str, data: dict):
 
 
 @task(**stage_options("pretrain"))
-def pretrain(settings: dict, model: dict, data: dict, split: dict, runs: str, tracking: dict | None) -> dict:
+def pretrain(settings: dict, model: dict, data: DataRef, split: SplitSpec, runs: str,
+             tracking: Tracking | None) -> ModelStage:
     """Train the parent network from scratch (resumes from its epoch checkpoints if interrupted)."""
     def body(stage: Stage, run: StageRun) -> dict:
         torch.manual_seed(int(model["seed"]))
@@ -72,8 +74,8 @@ def pretrain(settings: dict, model: dict, data: dict, split: dict, runs: str, tr
     return run_stage("pretrain", inputs, runs, tracking, body, tags={"model": model["name"]})
 
 
-def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
-          tracking: dict | None, pruning: dict | None = None) -> dict:
+def _tune(name: str, settings: dict, pruned: ModelStage, teacher: ModelStage | None, data: DataRef,
+          split: SplitSpec, runs: str, tracking: Tracking | None, pruning: dict | None = None) -> ModelStage:
     """Fine-tune the model of stage result ``pruned`` as stage ``name``; the result carries the pruning
     lineage (``method``, ``plan``, ``pruning``: method, target, options) on to the next stage."""
     def body(stage: Stage, run: StageRun) -> dict:
@@ -93,16 +95,16 @@ def _tune(name: str, settings: dict, pruned: dict, teacher: dict | None, data: d
 
 
 @task(**stage_options("finetune"))
-def finetune(settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
-             tracking: dict | None) -> dict:
+def finetune(settings: dict, pruned: ModelStage, teacher: ModelStage | None, data: DataRef, split: SplitSpec, runs: str,
+             tracking: Tracking | None) -> ModelStage:
     """Fine-tune the pruned network (optionally distilling from its parent). Every method gets this same
     stage with the same ``finetune`` settings, so methods are compared at an equal fine-tuning budget."""
     return _tune("finetune", settings, pruned, teacher, data, split, runs, tracking)
 
 
 @task(**stage_options("interim_finetune"))
-def interim_finetune(settings: dict, pruned: dict, teacher: dict | None, data: dict, split: dict, runs: str,
-                     tracking: dict | None) -> dict:
+def interim_finetune(settings: dict, pruned: ModelStage, teacher: ModelStage | None, data: DataRef,
+                     split: SplitSpec, runs: str, tracking: Tracking | None) -> ModelStage:
     """FCOS's short recovery between the channel stage and LaCD (``lacd.interim_epochs``: the finetune
     recipe with that many epochs), so LaCD's probes diagnose a network that works again instead of one still
     broken by the channel cut (without it LaCD over-removes; docs/BENCHMARKS.md, protocol v1)."""

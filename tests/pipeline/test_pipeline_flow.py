@@ -113,6 +113,29 @@ def test_mlflow_runs_metrics_and_artefacts(project):
         assert {"confusion_matrix.png", "accuracy_vs_snr.png", "evaluation.json"} <= files(children[f"evaluate-{role}"])
 
 
+def test_stage_results_carry_their_records_fields(project):
+    """What each stage records (result.json) has the fields its stages.records type declares: the types
+    describe what the tasks really pass on."""
+    from typing import get_type_hints
+
+    from stages.records import Evaluation, ModelStage, RegisteredVersion
+    runs = project.root / "runs"
+    model_fields = {"checkpoint", "checkpoint_md5", "arch_name", "num_classes", "frame_length", "macs", "params",
+                    "metrics", "method", "mlflow_run_id"}
+    expect = {"pretrain": (ModelStage, model_fields), "channel_stage": (ModelStage, model_fields | {"plan", "pruning"}),
+              "lacd": (ModelStage, model_fields | {"plan", "diagnosis", "pruning"}),
+              "finetune": (ModelStage, model_fields | {"plan", "pruning", "history", "provenance"}),
+              "evaluate": (Evaluation, {"role", "accuracy", "per_snr", "macs", "latency", "metrics"}),
+              "register": (RegisteredVersion, {"role", "name", "version", "run_id", "model_uri", "tags"})}
+    for stage, (record, fields) in expect.items():
+        declared = set(get_type_hints(record))
+        assert fields <= declared and record.__required_keys__ == {"stage", "key", "dir"}, stage
+        for path in (runs / stage).glob("*/result.json"):
+            keys = set(json.loads(path.read_text()))
+            assert fields | {"stage", "key", "dir"} <= keys, (stage, sorted(fields - keys))
+            assert keys <= declared, (stage, sorted(keys - declared))      # nothing undeclared
+
+
 def test_plan_rebuilds_the_pruned_architecture(project):
     """The logged FCOS plan (channel + layer stages) replays on the registered parent."""
     from amrlib.models import load_model

@@ -72,6 +72,17 @@ def print_registry(cfg: PipelineConfig, names: list[str] | None = None) -> list[
     return rows
 
 
+def _runs_link(uri: str, cfg: PipelineConfig, ui: str) -> str:
+    """The UI link that opens the experiment on its training runs with the key metrics (tracking/ui.py)."""
+    from tracking.runs import client_for
+    from tracking.ui import runs_url
+    try:
+        exp = client_for({"uri": uri}).get_experiment_by_name(cfg.tracking.experiment)
+    except Exception:                        # offline: the plain address
+        return ui
+    return runs_url(ui, exp.experiment_id) if exp is not None else ui
+
+
 def print_report(cfg: PipelineConfig, summary: dict) -> None:
     gate = summary.get("gate", {})
     console.rule(f"prune_pipeline: {summary.get('method', cfg.method)}")
@@ -94,10 +105,11 @@ def print_report(cfg: PipelineConfig, summary: dict) -> None:
     if uri.startswith("sqlite:"):
         art = cfg.artifact_location() or ""
         console.print(f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} "
-                      f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> http://127.0.0.1:5050",
+                      f"--default-artifact-root {art} --host 127.0.0.1 --port 5050   -> "
+                      f"{_runs_link(uri, cfg, 'http://127.0.0.1:5050')}",
                       soft_wrap=True, markup=False)          # a command stays on one line: copy-pasteable
     else:
-        console.print(f"MLflow UI:  {uri}", soft_wrap=True, markup=False)
+        console.print(f"MLflow UI:  {_runs_link(uri, cfg, uri)}", soft_wrap=True, markup=False)
     home = Path(os.environ.get("PREFECT_HOME", ".prefect")).resolve()
     home = home.relative_to(Path.cwd()) if home.is_relative_to(Path.cwd()) else home
     console.print(f"Prefect UI: PREFECT_HOME={home} .venv/bin/prefect server start --host 127.0.0.1 --port 4200"

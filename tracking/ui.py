@@ -1,8 +1,14 @@
 """What the MLflow UI shows when someone opens amr-prune's experiment:
 
 * the experiment is marked as model training (``mlflow.experimentKind = custom_model_development``, the tag MLflow
-  3's UI reads to choose the experiment's default page: without it an experiment without runs yet, or one the UI
-  classifies otherwise, opens on the GenAI overview of traces and evaluations);
+  3's UI reads to choose the experiment's pages when its GenAI / Model training switch is off). MLflow 3.17's UI
+  has the switch on and takes the workflow from the URL (``?workflowType=machine_learning``) or the browser's
+  last choice, GenAI by default, which opens an experiment on the GenAI overview of traces: :func:`runs_url` is the
+  link that opens the training runs (checked with headless Chromium);
+* a shared runs-table view (the experiment tag ``mlflow.sharedViewState.amr-prune``, MLflow's "share view" state,
+  loaded by ``?viewStateShareKey=amr-prune``) shows the dataset and the key metrics as columns (accuracy,
+  high-SNR accuracy, MACs, MAC reduction, accuracy drop, gate), newest run first: MLflow shows no metric column
+  by default;
 * every flow run's parent run lists the dataset it trained on as an input (MLflow's Dataset column: name = the
   data file, digest = its md5, source = the file and its .dvc pointer, profile = frames, classes, SNRs);
 * a flow run in which every stage was cached (no stage run created, nothing trained or registered) does not
@@ -19,13 +25,34 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_KIND = "custom_model_development"
 CACHED_TAG = "amr_prune.all_cached"
+VIEW_KEY = "amr-prune"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+#: the runs table's columns in the shared view: the parent runs' and the evaluate runs' key metrics
+KEY_METRICS = ("pruned_test_accuracy", "pruned_high_snr_accuracy", "pruned_macs", "macs_reduction", "accuracy_drop",
+               "gate_passed", "test_accuracy", "test_high_snr_accuracy", "macs")
+
+
+def runs_view() -> dict:
+    """The shared view state: MLflow's search facets and UI state keys (column keys as the UI writes them)."""
+    columns = ["attributes.`Dataset`", *(f"metrics.`{m}`" for m in KEY_METRICS)]
+    return {"orderByKey": "attributes.start_time", "orderByAsc": False, "searchFilter": "",
+            "selectedColumns": columns, "columnOrder": list(columns)}
+
+
+def runs_url(ui: str, experiment_id: str) -> str:
+    """The MLflow UI link that opens the experiment's training runs with the key-metric columns."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&" \
+           f"viewStateShareKey={VIEW_KEY}"
 
 
 def mark_training_experiment(client, experiment_id: str) -> None:
-    """Set the experiment's kind to model training unless someone already chose a kind."""
-    exp = client.get_experiment(experiment_id)
-    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+    """Set the experiment's kind to model training and the shared runs view, unless already set (a kind or a
+    view someone chose stays)."""
+    tags = client.get_experiment(experiment_id).tags or {}
+    if EXPERIMENT_KIND_TAG not in tags:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    if VIEW_TAG not in tags:
+        client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(runs_view()))
 
 
 def dataset_entity(data: dict[str, Any]) -> Dataset:

@@ -7,7 +7,15 @@ import json
 
 from mlflow import MlflowClient
 from tracking import runs
-from tracking.ui import CACHED_TAG, EXPERIMENT_KIND_TAG, TRAINING_KIND, drop_if_all_cached, log_dataset
+from tracking.ui import (
+    CACHED_TAG,
+    EXPERIMENT_KIND_TAG,
+    TRAINING_KIND,
+    VIEW_TAG,
+    drop_if_all_cached,
+    log_dataset,
+    runs_url,
+)
 
 DATA = {"path": "/p/data/tiny.h5", "relpath": "data/tiny.h5", "md5": "0123456789abcdef0123456789abcdef",
         "dvc_file": "tiny.dvc", "remote": "local", "frames": 192, "classes": ["BPSK", "QPSK"],
@@ -22,7 +30,15 @@ def _setup(tmp_path, experiment="e"):
 
 def test_experiment_opens_on_training_runs(tmp_path):
     t, client = _setup(tmp_path)
-    assert client.get_experiment(t["experiment_id"]).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+    tags = client.get_experiment(t["experiment_id"]).tags
+    assert tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+    view = json.loads(tags[VIEW_TAG])                           # MLflow's shared runs-table view: metric columns
+    assert view["selectedColumns"][:3] == ["attributes.`Dataset`", "metrics.`pruned_test_accuracy`",
+                                           "metrics.`pruned_high_snr_accuracy`"]
+    assert {"metrics.`macs_reduction`", "metrics.`gate_passed`"} <= set(view["selectedColumns"])
+    assert runs_url("http://127.0.0.1:5050/", t["experiment_id"]) == (
+        f"http://127.0.0.1:5050/#/experiments/{t['experiment_id']}/runs?workflowType=machine_learning&"
+        f"viewStateShareKey=amr-prune")
     other = client.create_experiment("chosen", tags={EXPERIMENT_KIND_TAG: "genai_development"})
     t2 = runs.setup(t["uri"], "chosen", None)                    # a kind someone chose is left alone
     assert t2["experiment_id"] == other

@@ -95,10 +95,16 @@ def log_model_card(client, run_id: str, directory: Path, v: dict) -> dict:
     description = (f"{v['role']} model ({v['method']}): test accuracy {ev['accuracy']:.4f}"
                    + (f", {100 * vs['macs_reduction']:.1f}% fewer MACs than {parent['name']} v{parent['version']}"
                       if parent and vs.get("macs_reduction") is not None else "")
-                   + f". Model card (rendered, with its figures): run {run_id}, Artifacts tab, "
-                     f"`model_card/model_card.html` (runs:/{run_id}/model_card/model_card.html; Markdown source "
-                     f"model_card.md beside it)")
+                   + f". Model card: [model_card.html]({card_link(client, run_id)}) (rendered, with its figures; "
+                     f"runs:/{run_id}/model_card/model_card.html, Markdown source model_card.md beside it)")
     return {**out, "description": description}
+
+
+def card_link(client, run_id: str) -> str:
+    """A link, relative to the MLflow UI, to the run's rendered model card (the version page renders the
+    description as Markdown, so it is clickable there)."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/model_card/model_card.html"
 
 
 def _generator_summary(data: dict) -> dict | None:

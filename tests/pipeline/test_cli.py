@@ -158,6 +158,9 @@ def test_run_registers_versions_with_model_cards(project):
         mv = client.get_model_version(name, "1")
         assert mv.tags["model_card"] == f"runs:/{mv.run_id}/model_card/model_card.md"
         assert f"runs:/{mv.run_id}/model_card/model_card.html" in mv.description
+        exp = client.get_run(mv.run_id).info.experiment_id                  # a link the version page renders
+        assert f"[model_card.html](#/experiments/{exp}/runs/{mv.run_id}/artifacts/model_card/model_card.html)" \
+            in mv.description
         logged = {Path(f.path).name for f in client.list_artifacts(mv.run_id, "model_card")}
         assert logged == {"model_card.md", "model_card.html", *pngs}
         page = Path(client.download_artifacts(mv.run_id, "model_card/model_card.html", str(project.tmp))).read_text()

@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from common import OUT, ROOT
+from compare_journal import Journal, measure_latencies
 from compare_methods import CALIBRATION, RETRAIN, SCRATCH, all_methods, run_one, train_parent
 from compare_paths import PARENT, data_tag, model_path, parent_path  # noqa: F401  (bench_probe_noise imports them here)
 
@@ -212,18 +213,11 @@ def main(argv=None):
     t_start = time.perf_counter()
     torch.set_num_threads(a.threads)
     from compare_report import write_report
-    journal = OUT / f"compare_{a.tag}.jsonl"
-    OUT.mkdir(parents=True, exist_ok=True)
-    done = {}
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["seed"], r["model"], r["method"], r["target"])] = r
-
-    def record(row):
-        done[(row["seed"], row["model"], row["method"], row["target"])] = row
-        with journal.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+    journal = Journal(a.tag)
+    if journal.seeded_from is not None:
+        print(f"[compare] no journal here: resuming from the {len(journal.rows)} rows of {journal.seeded_from}",
+              flush=True)
+    done, record = journal.rows, journal.record
 
     if a.report_only:
         settings = {"preset": a.preset, "seeds": a.seeds, "recipe": a.recipe, "note": "report of the rows finished "
@@ -248,7 +242,7 @@ def main(argv=None):
             # again differs): resuming would pair them with the wrong network
             raise SystemExit(f"the {model} parent of seed {seed} ({parent_path(a, model, seed)}) scores "
                              f"{ev['accuracy']:.4f}, the journal's rows were pruned from one scoring "
-                             f"{known['accuracy']:.4f}: move {journal} away to start over")
+                             f"{known['accuracy']:.4f}: move {journal.path} away to start over")
         if known is None:
             prov = json.loads(parent_path(a, model, seed).with_suffix(".json").read_text())
             record({"seed": seed, "model": model, "method": PARENT, "target": 0.0, "accuracy": ev["accuracy"],
@@ -266,7 +260,7 @@ def main(argv=None):
                                    f"wall {row['wall_seconds']:.0f} s")
         print(f"[compare] s{row['seed']} {row['model']} {row['method']} @ {row['target']:.1%}: {msg}", flush=True)
     train_seconds = time.perf_counter() - t_start
-    measure_latencies(done, parents, a, journal)
+    measure_latencies(journal, parents, a)
     settings = {k: getattr(a, k) for k in ("preset", "data", "models", "frames_per_key", "seeds", "fractions",
                                            "recipe", "pretrain_epochs", "pretrain_patience", "epochs", "patience",
                                            "min_delta", "targets", "methods", "calibration", "jobs", "threads")}
@@ -275,26 +269,6 @@ def main(argv=None):
     settings["wall_seconds_this_invocation"] = round(time.perf_counter() - t_start)
     settings["wall_seconds_training"] = round(train_seconds)
     write_report(a, settings, done, PARENT, combos(a))
-
-
-def measure_latencies(done, parents, a, journal):
-    """CPU latency at batch 1 and 256 of seed 0's models, one at a time, nothing else of this run on the CPU."""
-    from amrlib.measure import measure_latency
-    from amrlib.models import load_model
-    seed = a.seeds[0]
-    pending = [r for r in done.values() if r["seed"] == seed and "error" not in r and "latency_s" not in r]
-    for r in pending:
-        if r["method"] == PARENT:
-            net = parents[(r["model"], seed)]
-        else:
-            path = model_path(a, seed, r["model"], r["method"], r["target"])
-            if not path.exists():
-                continue
-            net = load_model(path)
-        r["latency_s"] = {str(b): measure_latency(net, batch_size=b, threads=a.threads, repeats=a.latency_repeats)
-                          ["median_s"] for b in (1, 256)}
-    if pending:
-        journal.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""The comparison benchmark (protocol v2) at a tiny size: paired seeds share parents, a re-run resumes,
+"""The comparison benchmark (protocol v2) at a tiny size: paired seeds share parents, a re-run resumes
+(from the journal, or on a new machine from the committed report),
 bad arguments are refused before any training."""
 import json
+import shutil
 
 import pytest
 
@@ -34,6 +36,11 @@ def test_paired_seeds_share_parents_and_a_rerun_resumes(tmp_path):
     assert (tmp_path / "results" / "compare_tiny_cnn1d_snr500.png").stat().st_size > 0
     again = _bench(tmp_path, *args).stdout                   # every row is in the journal: nothing is retrained
     assert "rows on" not in again and "training the parent" not in again
+    assert _results(tmp_path, "tiny")["models"]["cnn1d"]["cells"] == res["cells"]
+    shutil.rmtree(tmp_path / "out")               # a new machine: only the committed report is left
+    fresh = _bench(tmp_path, *args).stdout        # the journal is seeded from it; the parents train again, identical
+    assert "resuming from the 8 rows of" in fresh and "rows on" not in fresh
+    assert len((tmp_path / "out" / "compare_tiny.jsonl").read_text().splitlines()) == 8
     assert _results(tmp_path, "tiny")["models"]["cnn1d"]["cells"] == res["cells"]
 
 

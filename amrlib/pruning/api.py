@@ -10,8 +10,9 @@ builds its name -> function and name -> kind views from it; ``prune(name, ...)``
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from torch import nn
 
@@ -50,14 +51,16 @@ class MethodInfo:
     name: str
     kind: str                  # one of KINDS
     fn: PruningMethod
+    options: frozenset[str] = frozenset()     # the keyword options the method accepts
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
 
 
-def register_method(name: str, kind: str) -> Callable[[PruningMethod], PruningMethod]:
-    """Decorator: register ``fn`` as the pruning method ``name`` of ``kind`` (also set as ``fn.method_name``
-    and ``fn.kind``)."""
+def register_method(name: str, kind: str, options: Iterable[str] = ()) -> Callable[[PruningMethod], PruningMethod]:
+    """Decorator: register ``fn`` as the pruning method ``name`` of ``kind`` accepting the keyword ``options``
+    (also set as ``fn.method_name`` and ``fn.kind``). :func:`check_options` refuses any other option, in the
+    method itself and, before any training, in the pipeline's pre-check."""
     if kind not in KINDS:
         raise ValueError(f"method kind must be one of {KINDS}, got {kind!r}")
 
@@ -65,7 +68,7 @@ def register_method(name: str, kind: str) -> Callable[[PruningMethod], PruningMe
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"pruning method {name!r} is registered twice")
         fn.method_name, fn.kind = name, kind
-        _REGISTRY[name] = MethodInfo(name, kind, fn)
+        _REGISTRY[name] = MethodInfo(name, kind, fn, frozenset(options))
         return fn
     return decorate
 
@@ -74,3 +77,16 @@ def registered(kind: str | None = None) -> dict[str, MethodInfo]:
     """The registered methods (of ``kind``, or all), in :data:`KINDS` order, each kind in registration order."""
     ordered = sorted(_REGISTRY.values(), key=lambda m: KINDS.index(m.kind))
     return {m.name: m for m in ordered if kind is None or m.kind == kind}
+
+
+def check_options(method: str, options: dict) -> None:
+    """Raise a :class:`PruningError` naming each option ``method`` does not accept, with the closest accepted
+    name ("did you mean") and the full list."""
+    allowed = registered()[method].options
+    unknown = sorted(set(options) - allowed)
+    if not unknown:
+        return
+    guesses = {u: difflib.get_close_matches(u, sorted(allowed), n=1, cutoff=0.6) for u in unknown}
+    said = ", ".join(f"{u!r}" + (f" (did you mean {g[0]!r}?)" if g else "") for u, g in guesses.items())
+    raise PruningError(f"{method}: unknown option{'s' if len(unknown) > 1 else ''} {said}",
+                       hint=f"{method} accepts: {', '.join(sorted(allowed)) or 'no options'}")

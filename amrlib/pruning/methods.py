@@ -26,9 +26,9 @@ from __future__ import annotations
 import time
 
 from ..measure import count_params
-from .api import KINDS, MethodInfo, PruneResult, PruningError, PruningMethod, register_method, registered  # noqa: F401
+from .api import PruneResult, PruningError, PruningMethod, check_options, register_method, registered
 from .fcos import fcos
-from .peers.common import check_options, check_target, jsonable  # importing .peers registers every peer
+from .peers.common import check_target, jsonable  # importing .peers registers every peer
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
@@ -36,11 +36,11 @@ FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_remov
 DEFAULT_FCOS_TOLERANCE = 0.02
 
 
-@register_method("fcos", kind="channel+layer")
+@register_method("fcos", kind="channel+layer", options=FCOS_OPTIONS)
 def prune_fcos(model, train, val, target_macs_reduction: float, *, seed: int = 0, finetune=None,
                **options) -> PruneResult:
     """FCOS (channel stage at the MAC target, LaCD on top, optional fine-tuning) in the shared interface."""
-    check_options("fcos", options, FCOS_OPTIONS)
+    check_options("fcos", options)
     target = check_target(target_macs_reduction)
     tolerance = float(options.pop("tolerance", DEFAULT_FCOS_TOLERANCE))
     if not hasattr(model, "structure") or not hasattr(model, "arch"):

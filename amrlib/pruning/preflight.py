@@ -6,6 +6,7 @@ hint that names a request that would work.
 * a layer method (``layer_cka``, ``lcp``) removes whole units: it needs removable units, and no removal it can
   make cuts more MACs than removing every removable unit (exact, from :func:`.peers.macs.block_savings`), so a
   target above that bound (plus the method's tolerance) cannot be met;
+* an option the method does not accept (``peer.options``: "did you mean" the closest accepted one);
 * an unknown method.
 
 Nothing here depends on the weights: the same architecture gives the same answer trained or not.
@@ -16,7 +17,7 @@ import math
 
 from torch import nn
 
-from .api import PruningError, registered
+from .api import PruningError, check_options, registered
 from .peers.depth import DEFAULT_LAYER_TOLERANCE, DepthCost
 
 #: channel methods that work on any network (bn_scale needs BatchNorm)
@@ -43,6 +44,7 @@ def preflight(method: str, model: nn.Module, target_macs_reduction: float | None
     methods = registered()
     if method not in methods:
         raise PruningError(f"unknown pruning method {method!r}; choose one of {', '.join(methods)}")
+    check_options(method, options or {})
     name = (getattr(model, "arch", None) or {}).get("name", "this model")
     if method == "bn_scale" and not has_batchnorm(model):
         raise PruningError(f"bn_scale cannot prune {name}: it scores channels by their BatchNorm scales and "

@@ -1,6 +1,6 @@
 """Every request the command line can know is impossible fails before Prefect starts and before any training,
 as one ``error:`` line and a ``hint:`` line (exit status 1), run as a real process (python -m flows ...): unknown
-settings with a did-you-mean that says where they came from, a method that cannot prune the model, a target a
+settings with a did-you-mean that says where they came from, a method that cannot prune the model, an option the method does not accept, a target a
 layer method cannot reach, a missing dataset, a missing base model to reuse (with the ignored pretrain settings
 warned about), ``lineage NAME champion``, and ``promote`` with nothing to do (exit 0, no Prefect) or nothing to
 promote."""
@@ -69,6 +69,14 @@ def test_target_a_layer_method_cannot_reach(proj):
                              "--set", "peer.target_macs_reduction=0.9")
     assert "lcp cannot cut 90% of vgg16's MACs" in error and "removing every removable unit cuts" in error
     assert "peer.target_macs_reduction=0.5" in hint
+    no_training(root)
+
+
+def test_unknown_peer_option(proj):
+    root, cfg = proj
+    error, hint, _ = failing(root, "run", "-c", cfg, "--method", "fpgm", "--set", "peer.options.min_channel=2")
+    assert "fpgm: unknown option 'min_channel' (did you mean 'min_channels'?)" in error
+    assert "fpgm accepts:" in hint and "group_reduction" in hint
     no_training(root)
 
 

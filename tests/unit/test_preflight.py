@@ -40,3 +40,20 @@ def test_layer_target_beyond_removing_every_unit():
 def test_unknown_method():
     with pytest.raises(PruningError, match="unknown pruning method 'nope'"):
         preflight("nope", build_model("cnn1d", 4, 128), 0.5)
+
+
+def test_unknown_option_is_refused_before_training_with_the_closest_name():
+    with pytest.raises(PruningError, match=r"unknown option 'tolerence' \(did you mean 'tolerance'\?\)") as err:
+        preflight("l1", build_model("resnet20", 4, 128), 0.5, {"tolerence": 0.01})
+    assert "group_reduction" in err.value.hint and "min_channels" in err.value.hint
+    with pytest.raises(PruningError, match="random: unknown option 'group_reduction'"):
+        preflight("random", build_model("resnet20", 4, 128), 0.5, {"group_reduction": "max"})
+    preflight("lcp", build_model("resnet20", 4, 128), 0.1, {"probe_frames": 64})
+
+
+def test_every_method_registers_the_options_it_accepts():
+    from amrlib.pruning.api import registered
+    from amrlib.pruning.methods import FCOS_OPTIONS
+    info = registered()
+    assert info["fcos"].options == FCOS_OPTIONS and "tolerance" in info["ssbn"].options
+    assert all(m.options for m in info.values())

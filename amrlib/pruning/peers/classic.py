@@ -22,9 +22,8 @@ from __future__ import annotations
 import torch
 import torch_pruning as tp
 
-from ..api import PruneResult, PruningError, register_method
+from ..api import PruneResult, PruningError, check_options, register_method
 from .channels import DEFAULT_TOLERANCE, WithoutShortcutMaps, run_channel_method
-from .common import check_options
 
 _COMMON = {"tolerance", "min_channels", "scope"}
 
@@ -54,8 +53,7 @@ def make_importance(method: str, seed: int = 0, group_reduction: str = "mean"):
 
 
 def _prune(method, model, train, val, target_macs_reduction, seed, finetune, options) -> PruneResult:
-    allowed = _COMMON | ({"group_reduction"} if method != "random" else set())
-    check_options(method, options, allowed)
+    check_options(method, options)
     if method == "bn_scale" and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise PruningError(f"bn_scale needs BatchNorm layers to score channels; {model.arch.get('name')} has none")
     imp = make_importance(method, seed, options.get("group_reduction", "mean"))
@@ -65,21 +63,21 @@ def _prune(method, model, train, val, target_macs_reduction, seed, finetune, opt
                               min_channels=options.get("min_channels", 1), scope=options.get("scope", "all"))
 
 
-@register_method("l1", kind="channel")
+@register_method("l1", kind="channel", options=_COMMON | {"group_reduction"})
 def prune_l1(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("l1", model, train, val, target_macs_reduction, seed, finetune, options)
 
 
-@register_method("bn_scale", kind="channel")
+@register_method("bn_scale", kind="channel", options=_COMMON | {"group_reduction"})
 def prune_bn_scale(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("bn_scale", model, train, val, target_macs_reduction, seed, finetune, options)
 
 
-@register_method("fpgm", kind="channel")
+@register_method("fpgm", kind="channel", options=_COMMON | {"group_reduction"})
 def prune_fpgm(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("fpgm", model, train, val, target_macs_reduction, seed, finetune, options)
 
 
-@register_method("random", kind="channel")
+@register_method("random", kind="channel", options=_COMMON)
 def prune_random(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
     return _prune("random", model, train, val, target_macs_reduction, seed, finetune, options)

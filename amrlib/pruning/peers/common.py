@@ -27,12 +27,6 @@ def check_target(target: float) -> float:
     return target
 
 
-def check_options(method: str, options: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise PruningError(f"{method}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-
-
 def working_copy(model: nn.Module) -> nn.Module:
     """A deep copy in eval mode (the input model is never touched)."""
     if not hasattr(model, "structure") or not hasattr(model, "arch"):

@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from ..api import PruneResult, PruningError, register_method
-from .common import check_options, check_target, working_copy
+from ..api import PruneResult, PruningError, check_options, register_method
+from .common import check_target, working_copy
 from .depth import DEFAULT_LAYER_TOLERANCE, DepthCost, finish_removal
 from .segmentation import auto_segments, fisher_segments, loss_curve
 from .similarity import SIMILARITIES, similarity_matrix
@@ -67,10 +67,10 @@ def allocate(segments: list[list[str]], removable: set[str], score: dict[str, fl
     return removed_with(quota), quota
 
 
-@register_method("layer_cka", kind="layer")
+@register_method("layer_cka", kind="layer", options=OPTIONS)
 def prune_layer_cka(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None,
                     **options) -> PruneResult:
-    check_options("layer_cka", options, OPTIONS)
+    check_options("layer_cka", options)
     target = check_target(target_macs_reduction)
     kind = options.get("similarity", "unbiased_cka")
     keep = options.get("keep", "max")

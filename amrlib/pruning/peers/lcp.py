@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import time
 
-from ..api import PruneResult, PruningError, register_method
+from ..api import PruneResult, PruningError, check_options, register_method
 from ..probes import PROBES, probe_blocks
-from .common import check_options, check_target, working_copy
+from .common import check_target, working_copy
 from .depth import DEFAULT_LAYER_TOLERANCE, DepthCost, finish_removal
 
 OPTIONS = {"probe", "probe_frames", "l2", "tolerance"}
@@ -49,9 +49,9 @@ def greedy_removal(order: list[str], cost: DepthCost, target: float, tolerance: 
     return removed
 
 
-@register_method("lcp", kind="layer")
+@register_method("lcp", kind="layer", options=OPTIONS)
 def prune_lcp(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
-    check_options("lcp", options, OPTIONS)
+    check_options("lcp", options)
     target = check_target(target_macs_reduction)
     probe = options.get("probe", "ridge")
     n_probe = int(options.get("probe_frames", 2000))

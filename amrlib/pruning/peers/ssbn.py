@@ -25,9 +25,8 @@ import torch_pruning as tp
 from torch import nn
 
 from ...models.layers import ChannelMap
-from ..api import PruneResult, register_method
+from ..api import PruneResult, check_options, register_method
 from .channels import DEFAULT_TOLERANCE, run_channel_method
-from .common import check_options
 
 
 def ssbn_scores(filters: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
@@ -73,9 +72,9 @@ def producer_bns(model: nn.Module) -> dict[nn.Module, nn.Module | None]:
             for g in model.structure().groups for p in g.producers}
 
 
-@register_method("ssbn", kind="channel")
+@register_method("ssbn", kind="channel", options={"tolerance", "min_channels", "scope"})
 def prune_ssbn(model, train, val, target_macs_reduction: float, *, seed=0, finetune=None, **options) -> PruneResult:
-    check_options("ssbn", options, {"tolerance", "min_channels", "scope"})
+    check_options("ssbn", options)
     return run_channel_method("ssbn", model, train, val, target_macs_reduction,
                               lambda copy: SSBNImportance(producer_bns(copy)), finetune=finetune,
                               options={"seed": seed, **options},

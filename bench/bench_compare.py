@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -44,7 +45,7 @@ import torch
 from common import OUT, ROOT
 from compare_journal import Journal, measure_latencies
 from compare_methods import CALIBRATION, RETRAIN, SCRATCH, all_methods, run_one, train_parent
-from compare_paths import PARENT, data_tag, model_path, parent_path  # noqa: F401  (bench_probe_noise imports them here)
+from compare_paths import PARENT, committed_parent, model_path, parent_path
 
 PRESETS = {
     # 2 CPU cores: ResNet20 on 22,000 synthetic frames (6,600 test), 3 seeds, every method and ablation
@@ -91,11 +92,18 @@ def split_for(a, seed, ds=None):
 def _parent_job(model, seed, a):
     from amrlib.models import load_model
     torch.set_num_threads(a.threads)
-    path = parent_path(a, model, seed)
+    path, kept = parent_path(a, model, seed), committed_parent(a, model, seed)
+    if not path.exists() and kept.exists():         # a new machine: the committed copy (checked against the journal)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".pt", ".json"):
+            shutil.copyfile(kept.with_suffix(suffix), path.with_suffix(suffix))
     if not path.exists():
         train, val, _ = split_for(a, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         train_parent(model, train, val, seed, a, path)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".pt", ".json"):
+            shutil.copyfile(path.with_suffix(suffix), kept.with_suffix(suffix))
     return model, seed, load_model(path)
 
 

@@ -17,9 +17,10 @@ import statistics
 import numpy as np
 import torch
 
-from bench_compare import PRESETS, parent_path, split_for
+from bench_compare import PRESETS, split_for
 from bench_compare import parse_args as compare_args
 from common import RESULTS, write_json
+from compare_paths import parent_path
 
 
 def main(argv=None):

@@ -2,9 +2,10 @@
 
 A run appends each row as it finishes, so an interrupted run resumes where it stopped. bench/out is not
 committed, so a new machine (or a clean clone) starts without it: the journal is then seeded from the rows of
-the committed report bench/results/compare_<tag>.json, and the run resumes from those. The parents are trained
-again (deterministic on the CPU for a given seed and thread count); bench_compare refuses to resume when a
-parent trained again does not score what the journal's parent scored.
+the committed report bench/results/compare_<tag>.json, and the run resumes from those, with the parents
+committed in bench/results/parents (:func:`compare_paths.committed_parent`). A parent that has to be trained
+again is not bit-identical on another machine: bench_compare refuses to resume when it does not score what the
+journal's parent scored.
 """
 from __future__ import annotations
 

@@ -37,9 +37,10 @@ def test_paired_seeds_share_parents_and_a_rerun_resumes(tmp_path):
     again = _bench(tmp_path, *args).stdout                   # every row is in the journal: nothing is retrained
     assert "rows on" not in again and "training the parent" not in again
     assert _results(tmp_path, "tiny")["models"]["cnn1d"]["cells"] == res["cells"]
-    shutil.rmtree(tmp_path / "out")               # a new machine: only the committed report is left
-    fresh = _bench(tmp_path, *args).stdout        # the journal is seeded from it; the parents train again, identical
-    assert "resuming from the 8 rows of" in fresh and "rows on" not in fresh
+    assert len(list((tmp_path / "results" / "parents").glob("cnn1d_*.pt"))) == 2     # the parents are kept
+    shutil.rmtree(tmp_path / "out")               # a new machine: only the committed results are left
+    fresh = _bench(tmp_path, *args).stdout        # the journal is seeded from the report, the parents are the kept ones
+    assert "resuming from the 8 rows of" in fresh and "rows on" not in fresh and "training the parent" not in fresh
     assert len((tmp_path / "out" / "compare_tiny.jsonl").read_text().splitlines()) == 8
     assert _results(tmp_path, "tiny")["models"]["cnn1d"]["cells"] == res["cells"]
 

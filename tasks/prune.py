@@ -16,6 +16,7 @@ from prefect import task
 
 import amrlib.pruning as pruning
 from amrlib import plots
+from amrlib.pruning import fcos_steps
 from amrlib.pruning.plan import add_layer_stage
 from stages.records import DataRef, ModelStage, Recalibration, SplitSpec, Tracking
 from stages.stage import Stage, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
@@ -53,13 +54,14 @@ def channel_stage(settings: dict, recalibrate: Recalibration, parent: ModelStage
         model = load_stage_model(parent)
         t0 = time.perf_counter()
         try:
-            pruned, plan = pruning.channel_stage(model, **settings)
+            train = load_splits(data, split)[0] if recalibrate["frames"] else None
+            pruned, plan = fcos_steps.channel_step(model, train, recalibrate_frames=int(recalibrate["frames"]),
+                                                   seed=int(recalibrate["seed"]), **settings)
         except pruning.PruningError as exc:   # name the setting: the request depends on the model
             asked = ", ".join(f"channel_stage.{k}: {v}" for k, v in settings.items()
                               if k in ("keep_ratio", "target_macs_reduction", "target_params_reduction",
                                        "distance_threshold"))
             raise pruning.PruningError(f"{asked} on {parent.get('arch_name')}: {exc}") from None
-        pruned = recalibrate_bn_stats(pruned, data, split, recalibrate)
         seconds = time.perf_counter() - t0
         saved = save_stage_model(pruned, stage, extra={"stage": "channel_stage"})
         plan_path = stage.dir / "plan.json"
@@ -96,9 +98,8 @@ def lacd(settings: dict, recalibrate: Recalibration, pruned: ModelStage, data: D
         model = load_stage_model(pruned)
         train, val, _ = load_splits(data, split)
         t0 = time.perf_counter()
-        compact, diagnosis = pruning.lacd(model, train, val, **settings)
-        if diagnosis.get("removed"):
-            compact = recalibrate_bn_stats(compact, data, split, recalibrate)
+        compact, diagnosis = fcos_steps.lacd_step(model, train, val, recalibrate_frames=int(recalibrate["frames"]),
+                                                  recalibrate_seed=int(recalibrate["seed"]), **settings)
         seconds = time.perf_counter() - t0
         saved = save_stage_model(compact, stage, extra={"stage": "lacd"})
         diagnosis_path = stage.dir / "diagnosis.json"

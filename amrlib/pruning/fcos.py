@@ -1,6 +1,7 @@
 """FCOS end to end: channel stage, LaCD, recovery fine-tuning — one call.
 
-``fcos(model, train, val)`` returns a :class:`~amrlib.pruning.api.PruneResult` whose ``plan``
+The steps are :mod:`amrlib.pruning.fcos_steps`' functions, the same ones the pipeline's stages call (the
+sequence is written once). ``fcos(model, train, val)`` returns a :class:`~amrlib.pruning.api.PruneResult` whose ``plan``
 rebuilds the compact architecture and its pre-fine-tuning weights from the parent
 (:func:`amrlib.pruning.rebuild`); the fine-tuned weights are ``result.model.state_dict()``.
 After each structural stage the BatchNorm statistics are re-estimated on ``recalibrate_frames``
@@ -46,12 +47,10 @@ from ..measure import count_macs, count_params
 from ..names import resolve_target_scope
 from ..train import TrainConfig, evaluate, fit
 from .api import PruneResult, PruningError
-from .channel_stage import channel_stage
+from .fcos_steps import channel_step, lacd_step
 from .final_target import keep_unremoved, match_final_target
-from .lacd import lacd
 from .plan import add_layer_stage
 from .probes import probe_blocks
-from .recalibrate import recalibrate_bn
 
 
 def _cost(model) -> dict:
@@ -63,8 +62,6 @@ def _finetune_config(finetune, distill: bool) -> TrainConfig:
     if distill and cfg.kd_alpha == 0:
         cfg = TrainConfig(**{**cfg.__dict__, "kd_alpha": 0.5})
     return cfg
-
-
 
 
 def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_reduction: float | None = None,
@@ -99,10 +96,10 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
     # in the final scope the first channel stage only serves the diagnosis: its widths need not be multiples
     # (a 95% cut on multiples of 8 may be reachable only with the removals the diagnosis finds)
     diagnosis_kwargs = {**channel_kwargs, "width_multiple": 1} if target_scope == "final" else channel_kwargs
-    narrow, plan = channel_stage(model, keep_ratio, target_macs_reduction=diagnosis_target,
-                                 target_params_reduction=target_params_reduction,
-                                 distance_threshold=distance_threshold, **diagnosis_kwargs)
-    narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
+    narrow, plan = channel_step(model, train, keep_ratio=keep_ratio, target_macs_reduction=diagnosis_target,
+                                target_params_reduction=target_params_reduction,
+                                distance_threshold=distance_threshold, recalibrate_frames=recalibrate_frames,
+                                seed=seed, **diagnosis_kwargs)
     timings["channel_stage"] = time.perf_counter() - t0
     report["channel_stage"] = _cost(narrow)
     acc["channel_stage"] = evaluate(narrow, eval_set)
@@ -114,11 +111,10 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
         timings["interim_finetune"] = time.perf_counter() - t0
         acc["interim_finetune"] = evaluate(narrow, eval_set)
     t0 = time.perf_counter()
-    compact, diagnosis = lacd(narrow, train, val, margin=lacd_margin, max_removed=lacd_max_removed,
-                              max_train_frames=probe_frames, max_val_frames=probe_frames, probe=probe, seed=seed,
-                              confidence=lacd_confidence, resamples=lacd_resamples)
-    if diagnosis["removed"]:
-        compact = recalibrate_bn(compact, train, recalibrate_frames, seed=seed)
+    compact, diagnosis = lacd_step(narrow, train, val, margin=lacd_margin, max_removed=lacd_max_removed,
+                                   max_train_frames=probe_frames, max_val_frames=probe_frames, probe=probe,
+                                   confidence=lacd_confidence, resamples=lacd_resamples,
+                                   recalibrate_frames=recalibrate_frames, recalibrate_seed=seed, seed=seed)
     timings["lacd"] = time.perf_counter() - t0
     report["target_scope"] = target_scope
     if target_scope == "final" and (diagnosis["removed"] or diagnose_at is not None or width_multiple > 1):
@@ -130,8 +126,8 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
                                      recalibrate_frames=recalibrate_frames, seed=seed)
         if matched is None and (diagnose_at is not None or width_multiple > 1):
             # diagnosed lighter (or off the width multiple), nothing to remove: cut to the target
-            narrow, plan = channel_stage(model, target_macs_reduction=target_macs_reduction, **channel_kwargs)
-            narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
+            narrow, plan = channel_step(model, train, target_macs_reduction=target_macs_reduction,
+                                        recalibrate_frames=recalibrate_frames, seed=seed, **channel_kwargs)
             compact, diagnosis = narrow, keep_unremoved(diagnosis, [])
             report["channel_stage"] = _cost(narrow)
         elif matched is None:   # no block fits under the target: the diagnosis pass's recovered channel stage is it
@@ -140,8 +136,8 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
             narrow, compact, plan, diagnosis = matched
             report["channel_stage"] = _cost(narrow)
             if removal_guard:      # keep the removals only if they beat the channel stage alone at the target
-                alone, alone_plan = channel_stage(model, target_macs_reduction=target_macs_reduction, **channel_kwargs)
-                alone = recalibrate_bn(alone, train, recalibrate_frames, seed=seed)
+                alone, alone_plan = channel_step(model, train, target_macs_reduction=target_macs_reduction,
+                                                 recalibrate_frames=recalibrate_frames, seed=seed, **channel_kwargs)
                 with_removals, without = evaluate(compact, val)["accuracy"], evaluate(alone, val)["accuracy"]
                 report["removal_guard"] = {"val_accuracy_with_removals": with_removals,
                                            "val_accuracy_channel_only": without,

@@ -1,9 +1,9 @@
 """Every request the command line can know is impossible fails before Prefect starts and before any training,
 as one ``error:`` line and a ``hint:`` line (exit status 1), run as a real process (python -m flows ...): unknown
-settings with a did-you-mean that says where they came from, a method that cannot prune the model, an option the method does not accept, a target a
-layer method cannot reach, a missing dataset, a missing base model to reuse (with the ignored pretrain settings
-warned about), ``lineage NAME champion``, and ``promote`` with nothing to do (exit 0, no Prefect) or nothing to
-promote."""
+settings with a did-you-mean that says where they came from, a method that cannot prune the model, an option the
+method does not accept, a target a layer method cannot reach, a missing dataset, a missing base model to reuse
+(with the ignored pretrain settings warned about), ``lineage NAME champion``, and ``promote`` with nothing to do
+(exit 0, no Prefect) or nothing to promote."""
 from __future__ import annotations
 
 import json

@@ -38,8 +38,9 @@ def spies(monkeypatch):
             return fn(*a, **k)
         return wrapped
     monkeypatch.setattr(tasks.train, "fit", spy("fit", tasks.train.fit))
-    monkeypatch.setattr(amrlib.pruning, "channel_stage", spy("channel_stage", amrlib.pruning.channel_stage))
-    monkeypatch.setattr(amrlib.pruning, "lacd", spy("lacd", amrlib.pruning.lacd))
+    steps = amrlib.pruning.fcos_steps                 # the FCOS steps the pipeline's stages call
+    monkeypatch.setattr(steps, "channel_stage", spy("channel_stage", steps.channel_stage))
+    monkeypatch.setattr(steps, "lacd", spy("lacd", steps.lacd))
     return calls
 
 
@@ -193,11 +194,11 @@ print(json.dumps(m.metadata.metadata))
 
 def test_failure_in_lacd_then_rerun_skips_finished_stages(project, spies, monkeypatch):
     cfg = tiny_config(project.root, "seed1.yaml", model={"name": "cnn1d", "seed": 1})   # a new parent network
-    real_lacd = amrlib.pruning.lacd
+    real_lacd = amrlib.pruning.fcos_steps.lacd
 
     def broken(*a, **k):
         raise RuntimeError("injected LaCD failure")
-    monkeypatch.setattr(amrlib.pruning, "lacd", broken)
+    monkeypatch.setattr(amrlib.pruning.fcos_steps, "lacd", broken)
     with pytest.raises(RuntimeError, match="injected LaCD failure"):
         project.run(str(cfg))
     assert spies["fit"] == 1 and spies["channel_stage"] == 1          # pretrain and channel stage finished
@@ -207,7 +208,7 @@ def test_failure_in_lacd_then_rerun_skips_finished_stages(project, spies, monkey
                                         "attributes.status = 'FAILED'")
     assert {r.info.run_name for r in failed} >= {"lacd"}
 
-    monkeypatch.setattr(amrlib.pruning, "lacd", real_lacd)      # the spy again
+    monkeypatch.setattr(amrlib.pruning.fcos_steps, "lacd", real_lacd)      # the spy again
     spies.update(fit=0, channel_stage=0, lacd=0)
     summary = project.run(str(cfg))
     assert spies == {"fit": 1, "channel_stage": 0, "lacd": 1}           # only LaCD and fine-tuning ran

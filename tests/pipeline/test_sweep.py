@@ -129,7 +129,7 @@ def test_a_failing_combination_fails_the_sweep_after_its_report(project, monkeyp
 
     def broken(*a, **k):
         raise RuntimeError("channel stage exploded")
-    monkeypatch.setattr(amrlib.pruning, "channel_stage", broken)        # thread runner: same process
+    monkeypatch.setattr(amrlib.pruning.fcos_steps, "channel_stage", broken)        # thread runner: same process
     path = sweep_file(project, "fail.yaml", targets=[0.35, 0.45], runner="local", workers=2,
                       training={"limit_name": "test-training"})
     with pytest.raises(SweepError, match="1 combination\\(s\\) failed, 1 skipped: cnn1d-fcos-0.35: .*exploded"):

@@ -24,6 +24,7 @@ FCOS_VARIANTS = {
     "fcos:recovered-diagnosis": {"interim_epochs": 2},  # 2 recovery epochs before the diagnosis (extra budget)
     "fcos:kd": {"distill": True},                        # fine-tune by distillation from the parent
     "fcos:width8": {"width_multiple": 8},                # latency-friendly widths: multiples of 8 channels
+    "fcos:threshold-widths": {"allocation": "threshold"},  # one distance cut for all layers: redundant ones shrink most
     "fcos:no-lacd": {"lacd_max_removed": 0},             # the channel stage alone at the target: no removals
 }
 SCRATCH = "scratch"                # FCOS's final architecture, random init, the parent's + fine-tune budget

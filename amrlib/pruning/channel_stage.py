@@ -11,7 +11,10 @@ How many clusters each channel group keeps — exactly one of:
   (ours): while the target still holds, one more cluster is given back to the group whose next
   dendrogram split is the widest (the fusion joining the least similar channels is undone first), so
   the reduction lands on the target instead of the uniform rule's coarse steps (a 32-channel layer
-  moves ~6% of its MACs per channel).
+  moves ~6% of its MACs per channel). ``allocation="threshold"`` (ours) replaces the uniform rule by one
+  **cosine-distance threshold for every group** (the smallest whose cut reaches the target, bisection):
+  a group whose channels are redundant (close in the dendrogram) is cut deeply, a group of distinct
+  channels keeps its width; the fill-up follows as above.
 * ``distance_threshold``: cut every group's dendrogram at this cosine distance (data-driven widths).
 
 ``planned_removals`` (block names) tells a global target which units will be removed *after* this
@@ -35,6 +38,7 @@ from .layers import remove_blocks
 from .surgery import apply_channel_mapping
 
 PLAN_VERSION = 1
+ALLOCATIONS = ("uniform", "threshold")      # how a global target is spread over the groups (module docstring)
 
 
 def _resolve_ratios(structure, keep_ratio) -> dict[str, float]:
@@ -87,10 +91,31 @@ def _cost_at(model, structure, counts: dict[str, int], measure) -> int:
     return measure(apply_channel_mapping(copy.deepcopy(model), entries, "select"))
 
 
+def _threshold_counts(structure, heights, t: float, least: dict, multiple: int) -> dict[str, int]:
+    """Clusters per group when every dendrogram is cut at cosine distance ``t`` (at least ``least``)."""
+    out = {}
+    for g in structure.groups:
+        k = g.size - int((heights[g.name] <= t).sum())
+        out[g.name] = max(least[g.name], _round_width(k, g.size, multiple))
+    return out
+
+
+def _bisect(reaches, counts_at, lo: float, hi: float, low_reaches: bool) -> float:
+    """30 halvings between ``lo`` and ``hi``; keeps the end at which ``counts_at`` still reaches the target."""
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if reaches(counts_at(mid)) == low_reaches:
+            lo = mid
+        else:
+            hi = mid
+    return lo if low_reaches else hi
+
+
 def _target_counts(model, structure, target: float, measure, what: str, removals, heights,
-                   multiple: int = 1) -> tuple[dict, float, int]:
-    """Per-group cluster counts for a global target: the uniform rule, then the fill-up.
-    Returns ``(counts, uniform keep ratio, clusters added back by the fill-up)``."""
+                   multiple: int = 1, allocation: str = "uniform") -> tuple[dict, float, int]:
+    """Per-group cluster counts for a global target: the uniform rule (or one distance threshold for every
+    group, ``allocation="threshold"``), then the fill-up. Returns ``(counts, the uniform keep ratio or the
+    threshold, clusters added back by the fill-up)``."""
     if not 0 < target < 1:
         raise PruningError(f"target {what} reduction must be in (0, 1), got {target!r}")
     base = measure(model)
@@ -101,11 +126,16 @@ def _target_counts(model, structure, target: float, measure, what: str, removals
             raise PruningError(f"removing the planned blocks alone already cuts {1 - measure(model) / base:.2%} "
                                f"of the {what} (target {target:.2%}): nothing is left for the channel stage")
 
+    seen: dict[tuple, bool] = {}        # the bisection's coarse steps repeat counts: measure each once
+
     def reaches(counts) -> bool:
-        try:
-            return 1 - _cost_at(model, structure, counts, measure) / base >= target
-        except PruningError:       # a planned removal needs equal widths around it (a VGG layer): not these
-            return False
+        key = tuple(sorted(counts.items()))
+        if key not in seen:
+            try:
+                seen[key] = 1 - _cost_at(model, structure, counts, measure) / base >= target
+            except PruningError:   # a planned removal needs equal widths around it (a VGG layer): not these
+                seen[key] = False
+        return seen[key]
 
     least = {g.name: _round_width(1, g.size, multiple) for g in structure.groups}
     if not reaches(least):
@@ -113,15 +143,15 @@ def _target_counts(model, structure, target: float, measure, what: str, removals
         per = "one channel" if multiple <= 1 else f"{multiple} channels (width_multiple)"
         raise PruningError(f"a {target:.2%} {what} reduction would empty a layer: with {per} per group "
                            f"this model reaches at most {1 - floor / base:.2%}")
-    lo, hi = 0.0, 1.0                        # reduction(lo) >= target > reduction(hi)
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if reaches(_counts(structure, {g.name: mid for g in structure.groups}, multiple)):
-            lo = mid
-        else:
-            hi = mid
-    ratio = max(lo, 1e-9)
-    counts = _counts(structure, {g.name: ratio for g in structure.groups}, multiple)
+    if allocation == "threshold":             # reduction(hi) >= target > reduction(lo); distances lie in [0, 2]
+        def counts_at(t):
+            return _threshold_counts(structure, heights, t, least, multiple)
+        ratio = _bisect(reaches, counts_at, 0.0, 2.0, low_reaches=False)
+    else:                                     # reduction(lo) >= target > reduction(hi)
+        def counts_at(r):
+            return _counts(structure, {g.name: r for g in structure.groups}, multiple)
+        ratio = max(_bisect(reaches, counts_at, 0.0, 1.0, low_reaches=True), 1e-9)
+    counts = counts_at(ratio)
     sizes = {g.name: g.size for g in structure.groups}
     open_groups, added = {n for n in counts if counts[n] < sizes[n]}, 0
     while open_groups:   # costs only grow as clusters come back: a group that does not fit now never will
@@ -140,7 +170,8 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
                   target_macs_reduction: float | None = None, target_params_reduction: float | None = None,
                   distance_threshold: float | None = None, linkage: str = "average",
                   represent: str = "folded", fusion: str = "bn_aware", scale_aware: bool = True,
-                  planned_removals: list[str] | tuple = (), width_multiple: int = 1) -> tuple[nn.Module, dict]:
+                  planned_removals: list[str] | tuple = (), width_multiple: int = 1,
+                  allocation: str = "uniform") -> tuple[nn.Module, dict]:
     """Cluster and fuse channels; returns ``(pruned_model, plan)`` and leaves ``model`` untouched.
     ``scale_aware`` (default) fuses positive multiples of a channel exactly (:mod:`amrlib.pruning.fuse`).
     ``width_multiple`` (ours, for latency): every group keeps a multiple of this many clusters (or all its
@@ -158,6 +189,8 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
                            f"fusion one of {FUSIONS} (got {linkage!r}, {represent!r}, {fusion!r})")
     if not isinstance(width_multiple, int) or isinstance(width_multiple, bool) or width_multiple < 1:
         raise PruningError(f"width_multiple must be a positive integer, got {width_multiple!r}")
+    if allocation not in ALLOCATIONS:
+        raise PruningError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     if width_multiple > 1 and distance_threshold is not None:
         raise PruningError("width_multiple applies to keep ratios and global targets, not to distance_threshold")
     structure = model.structure()
@@ -180,9 +213,12 @@ def channel_stage(model: nn.Module, keep_ratio: float | dict | None = None, *,
                                  else (count_params, "params", target_params_reduction))
         heights = {g.name: merge_heights(channel_features(modules, g, represent), linkage) for g in structure.groups}
         counts, r, added = _target_counts(model, structure, target, measure, what, planned_removals, heights,
-                                          width_multiple)
-        settings.update({f"target_{what.lower()}_reduction": target, "uniform_keep_ratio": r,
-                         "filled_up_clusters": added})
+                                          width_multiple, allocation)
+        settings.update({f"target_{what.lower()}_reduction": target, "filled_up_clusters": added})
+        if allocation == "threshold":
+            settings.update({"allocation": allocation, "distance_threshold_at_target": r})
+        else:
+            settings["uniform_keep_ratio"] = r
         if planned_removals:
             settings["planned_removals"] = list(planned_removals)
 

@@ -34,7 +34,9 @@ interface and the pipeline):
 
 Refinements (each an option, *ours*): ``scale_aware`` fusion (default on; channels that differ by a
 positive scale fuse exactly, :mod:`amrlib.pruning.fuse`); the confident collapse rule
-(``lacd_confidence`` with ``lacd_resamples`` bootstrap replicates, :mod:`amrlib.pruning.lacd`); ``distill``.
+(``lacd_confidence`` with ``lacd_resamples`` bootstrap replicates, :mod:`amrlib.pruning.lacd`); ``distill``;
+``allocation="threshold"`` (one cosine-distance cut for every layer at the MAC target, so redundant layers
+shrink most: :mod:`amrlib.pruning.channel_stage`).
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
          eval_set=None, probe_parent: bool = False, checkpoint_dir=None, callbacks=(), seed: int = 0,
          target_scope: str | None = None, scale_aware: bool = True, lacd_confidence: float | None = None,
          lacd_resamples: int = 0, diagnose_at: float | None = None, removal_guard: bool = False,
-         width_multiple: int = 1) -> PruneResult:
+         width_multiple: int = 1, allocation: str = "uniform") -> PruneResult:
     """Prune ``model`` with FCOS. ``eval_set`` (default ``val``) is where the report's accuracies are measured."""
     try:
         target_scope = resolve_target_scope(target_scope, target_macs_reduction)
@@ -91,7 +93,7 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
                                                max_val_frames=probe_frames, probe=probe, seed=seed)
     t0 = time.perf_counter()
     channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": scale_aware,
-                      "width_multiple": width_multiple}
+                      "width_multiple": width_multiple, "allocation": allocation}
     diagnosis_target = target_macs_reduction if diagnose_at is None else diagnose_at
     # in the final scope the first channel stage only serves the diagnosis: its widths need not be multiples
     # (a 95% cut on multiples of 8 may be reachable only with the removals the diagnosis finds)

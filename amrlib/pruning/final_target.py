@@ -52,7 +52,8 @@ def keep_unremoved(diagnosis: dict, removals: list[str]) -> dict:
 
 def match_final_target(parent: nn.Module, train, diagnosis: dict, target: float, *, linkage: str = "average",
                        represent: str = "folded", fusion: str = "bn_aware", scale_aware: bool = True,
-                       width_multiple: int = 1, recalibrate_frames: int = 2048, seed: int = 0):
+                       width_multiple: int = 1, allocation: str = "uniform", recalibrate_frames: int = 2048,
+                       seed: int = 0):
     """``(narrow, compact, plan, diagnosis)`` for the final MAC ``target``, or ``None`` when no diagnosed
     block fits under it (then the channel stage at the target, without removals, is the answer).
     ``plan`` holds the re-fitted channel stage and the layer stage; ``narrow`` is the channel-pruned network
@@ -62,7 +63,7 @@ def match_final_target(parent: nn.Module, train, diagnosis: dict, target: float,
         return None
     narrow, plan = channel_stage(parent, target_macs_reduction=target, planned_removals=removals,
                                  linkage=linkage, represent=represent, fusion=fusion, scale_aware=scale_aware,
-                                 width_multiple=width_multiple)
+                                 width_multiple=width_multiple, allocation=allocation)
     narrow = recalibrate_bn(narrow, train, recalibrate_frames, seed=seed)
     compact = recalibrate_bn(remove_blocks(narrow, removals), train, recalibrate_frames, seed=seed).eval()
     diagnosis = keep_unremoved(diagnosis, removals)

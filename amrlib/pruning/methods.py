@@ -32,7 +32,8 @@ from .peers.common import check_target, jsonable  # importing .peers registers e
 
 FCOS_OPTIONS = {"linkage", "represent", "fusion", "lacd_margin", "lacd_max_removed", "probe", "probe_frames",
                 "recalibrate_frames", "interim_epochs", "distill", "tolerance", "target_scope", "scale_aware",
-                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard", "width_multiple"}
+                "lacd_confidence", "lacd_resamples", "diagnose_at", "removal_guard", "width_multiple",
+                "allocation"}
 DEFAULT_FCOS_TOLERANCE = 0.02
 
 

@@ -19,6 +19,8 @@ class ChannelStageConfig(_Section):
     represent: Literal["folded", "weight"] = "folded"
     fusion: Literal["bn_aware", "mean", "select"] = "bn_aware"
     scale_aware: bool = True           # members that differ by a positive scale fuse exactly
+    width_multiple: int = Field(1, ge=1)   # every width a multiple of this (latency: ONNX Runtime blocks by 8)
+    allocation: Literal["uniform", "threshold"] = "uniform"   # how a global target is spread over the layers
     # where target_macs_reduction applies: "channel" (this stage; LaCD removes blocks on top) or "final"
     # (the finished network: after LaCD a match_target stage re-fits this stage around the removed blocks);
     # None: amrlib.names.resolve_target_scope's default (final when there is a MAC target and LaCD runs)
@@ -41,13 +43,21 @@ class ChannelStageConfig(_Section):
                 raise ValueError(f"{k} must be in (0, 1), got {v}")
         if self.distance_threshold is not None and not 0 < self.distance_threshold < 2:
             raise ValueError(f"distance_threshold must be in (0, 2), got {self.distance_threshold}")
+        if self.width_multiple > 1 and self.distance_threshold is not None:
+            raise ValueError("width_multiple applies to keep_ratio and the global targets, not to distance_threshold")
         if self.target_scope == "final" and self.target_macs_reduction is None:
             raise ValueError("target_scope: final is a MAC target for the finished network: it needs "
                              "target_macs_reduction (and keep_ratio: null)")   # (the LaCD half: PipelineConfig)
         return self
 
     def stage_kwargs(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(exclude={"target_scope"}).items() if v is not None}
+        """The channel stage's keyword arguments; the latency and allocation options only when set, so that the
+        stage's cache key (and every cached run from before they existed) stays as it was at their defaults."""
+        out = {k: v for k, v in self.model_dump(exclude={"target_scope"}).items() if v is not None}
+        for key, default in (("width_multiple", 1), ("allocation", "uniform")):
+            if out.get(key) == default:
+                del out[key]
+        return out
 
 
 class PeerConfig(_Section):

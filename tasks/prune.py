@@ -22,6 +22,9 @@ from stages.records import DataRef, ModelStage, Recalibration, SplitSpec, Tracki
 from stages.stage import Stage, load_splits, load_stage_model, run_stage, save_stage_model, stage_options
 from tracking.runs import StageRun
 
+#: the channel-stage settings the final-target re-fit keeps (the MAC target is its own)
+REFIT_SETTINGS = ("linkage", "represent", "fusion", "scale_aware", "width_multiple", "allocation")
+
 
 def lacd_available() -> bool:
     """Whether this amrlib has the LaCD stage (the flow offers only stages that exist)."""
@@ -142,11 +145,10 @@ def match_target(settings: dict, recalibrate: Recalibration, parent: ModelStage,
         diagnosis = json.loads(open(diagnosed["diagnosis"]).read())
         train, _, _ = load_splits(data, split)
         t0 = time.perf_counter()
-        matched = pruning.match_final_target(
-            model, train, diagnosis, target, linkage=settings.get("linkage", "average"),
-            represent=settings.get("represent", "folded"), fusion=settings.get("fusion", "bn_aware"),
-            scale_aware=settings.get("scale_aware", True), recalibrate_frames=int(recalibrate["frames"]),
-            seed=int(recalibrate["seed"]))
+        refit = {k: settings[k] for k in REFIT_SETTINGS if k in settings}
+        matched = pruning.match_final_target(model, train, diagnosis, target, **refit,
+                                             recalibrate_frames=int(recalibrate["frames"]),
+                                             seed=int(recalibrate["seed"]))
         lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
         lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
         if matched is None:

@@ -213,6 +213,24 @@ def test_fcos_final_target_scope_refits_the_channel_stage(project, calls):
     assert calls["fit"] == 0 and _states(again["prefect_flow_run_id"])["match_target"] == ["Cached"]
 
 
+def test_latency_widths_and_threshold_allocation_reach_the_registered_network(project):
+    """channel_stage.width_multiple and .allocation pass through the channel stage and the final-target re-fit."""
+    from amrlib.models import load_model
+    sections = {"channel_stage": {"keep_ratio": None, "target_macs_reduction": 0.5, "target_scope": "final",
+                                  "width_multiple": 4, "allocation": "threshold"}, "lacd": {"margin": 0.5}}
+    s = project.run(str(tiny_config(project.root, "widths.yaml", **sections)))
+    # met, not matched to the point: around 10 removed units, 4-channel steps on the dominant group are coarse
+    assert 0.5 <= s["pruned"]["macs_reduction"] < 0.7
+    results = [json.loads(p.read_text()) for p in (project.root / "runs" / "match_target").glob("*/result.json")]
+    mine = [r for r in results if r["pruning"]["options"]["channel_stage"].get("width_multiple") == 4]
+    assert len(mine) == 1
+    net = load_model(mine[0]["checkpoint"])
+    assert all(g.size % 4 == 0 for g in net.structure().groups)
+    plan = json.loads(open(mine[0]["plan"]).read())
+    assert plan["stages"][0]["settings"]["allocation"] == "threshold"
+    assert plan["stages"][0]["settings"]["width_multiple"] == 4
+
+
 def test_status_lists_every_methods_models(project, monkeypatch):
     from rich.console import Console
 

@@ -135,3 +135,16 @@ def test_old_tag_names_are_read_under_the_new_ones():
     old = {"mac_reduction": "0.9", "param_reduction": "0.8", "gate.mac_reduction": "0.9", "macs": "10"}
     assert read_tags(old) == {**old, "macs_reduction": "0.9", "params_reduction": "0.8", "gate.macs_reduction": "0.9"}
     assert read_tags({"mac_reduction": "0.1", "macs_reduction": "0.2"})["macs_reduction"] == "0.2"
+
+
+def test_latency_widths_and_allocation_are_channel_stage_settings():
+    cfg = parse_config({"channel_stage": {"keep_ratio": None, "target_macs_reduction": 0.9, "width_multiple": 8,
+                                          "allocation": "threshold"}})
+    assert cfg.channel_stage.stage_kwargs()["width_multiple"] == 8
+    assert cfg.channel_stage.stage_kwargs()["allocation"] == "threshold"
+    plain = parse_config({}).channel_stage.stage_kwargs()            # at their defaults the stage's key is unchanged
+    assert "width_multiple" not in plain and "allocation" not in plain
+    with pytest.raises(ValueError, match="width_multiple applies to keep_ratio"):
+        parse_config({"channel_stage": {"keep_ratio": None, "distance_threshold": 0.3, "width_multiple": 8}})
+    with pytest.raises(ValueError, match="allocation"):
+        parse_config({"channel_stage": {"allocation": "greedy"}})

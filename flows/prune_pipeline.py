@@ -26,6 +26,7 @@ from typing import Any
 
 from prefect import flow
 
+from amrlib.pruning.fcos_steps import diagnosis_kwargs
 from tracking import runs as tracking
 
 from .context import FlowContext, flow_context, runs_of, split_of
@@ -100,7 +101,9 @@ def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, reca
     """FCOS's structural stages: channel stage, the optional interim recovery, LaCD, and for a final-network MAC
     target the re-fitted channel stage (results in order)."""
     cfg, t, T = ctx.cfg, ctx.tracking, ctx.tasks
-    stages = [T.channel_stage(cfg.channel_stage.stage_kwargs(), recal, base, data, split, runs, t)]
+    channel = cfg.channel_stage.stage_kwargs()
+    # with a final-network target, stages 1-3 are the diagnosis pass (free widths); match_target re-fits
+    stages = [T.channel_stage(diagnosis_kwargs(channel, cfg.target_scope), recal, base, data, split, runs, t)]
     if cfg.lacd.enabled and cfg.lacd.interim_epochs:
         interim = {**cfg.finetune.model_dump(), "epochs": cfg.lacd.interim_epochs}
         teacher = base if cfg.finetune.use_teacher else None
@@ -108,7 +111,7 @@ def _fcos(ctx: FlowContext, base: dict, data: dict, split: dict, runs: str, reca
     if cfg.lacd.enabled:
         stages.append(T.lacd(cfg.lacd.stage_kwargs(), recal, stages[-1], data, split, runs, t))
     if cfg.target_scope == "final":
-        stages.append(T.match_target(cfg.channel_stage.stage_kwargs(), recal, base, stages[-1], data, split, runs, t))
+        stages.append(T.match_target(channel, recal, base, stages[-1], data, split, runs, t))
     return stages
 
 

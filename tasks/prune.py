@@ -133,7 +133,7 @@ def match_target(settings: dict, recalibrate: Recalibration, parent: ModelStage,
                  data: DataRef, split: SplitSpec, runs: str, tracking: Tracking | None) -> ModelStage:
     """FCOS with a final MAC target: keep LaCD's diagnosis (``diagnosed``, the lacd stage's result), re-fit
     the channel stage from the parent so that its cut plus the removal of the collapsed blocks lands on
-    ``settings["target_macs_reduction"]`` (:func:`amrlib.pruning.match_final_target`), re-estimate the
+    ``settings["target_macs_reduction"]`` (:func:`amrlib.pruning.fcos_steps.match_target_step`), re-estimate the
     BatchNorm statistics, remove the blocks. When no diagnosed block fits under the target, the lacd stage's
     network (the channel stage at the target, nothing removed) is the answer and is passed on unchanged."""
     def body(stage: Stage, run: StageRun) -> dict:
@@ -146,11 +146,13 @@ def match_target(settings: dict, recalibrate: Recalibration, parent: ModelStage,
         train, _, _ = load_splits(data, split)
         t0 = time.perf_counter()
         refit = {k: settings[k] for k in REFIT_SETTINGS if k in settings}
-        matched = pruning.match_final_target(model, train, diagnosis, target, **refit,
-                                             recalibrate_frames=int(recalibrate["frames"]),
-                                             seed=int(recalibrate["seed"]))
+        matched = fcos_steps.match_target_step(model, train, diagnosis, target, **refit,
+                                               recut=refit.get("width_multiple", 1) > 1,   # diagnosed on free widths
+                                               recalibrate_frames=int(recalibrate["frames"]),
+                                               seed=int(recalibrate["seed"]))
         lineage = dict(diagnosed.get("pruning") or {"method": "fcos"})
-        lineage["options"] = {**lineage.get("options", {}), "target_scope": "final"}
+        # the user's channel-stage settings (the diagnosis pass may have run on free widths)
+        lineage["options"] = {**lineage.get("options", {}), "channel_stage": settings, "target_scope": "final"}
         if matched is None:
             run.metrics({"seconds": time.perf_counter() - t0, "removed_blocks": 0})
             keep = {k: v for k, v in diagnosed.items() if k not in ("stage", "key", "dir")}

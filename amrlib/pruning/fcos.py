@@ -49,8 +49,8 @@ from ..measure import count_macs, count_params
 from ..names import resolve_target_scope
 from ..train import TrainConfig, evaluate, fit
 from .api import PruneResult, PruningError
-from .fcos_steps import channel_step, lacd_step
-from .final_target import keep_unremoved, match_final_target
+from .fcos_steps import channel_step, diagnosis_kwargs, lacd_step, match_target_step
+from .final_target import keep_unremoved
 from .plan import add_layer_stage
 from .probes import probe_blocks
 
@@ -95,13 +95,10 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
     channel_kwargs = {"linkage": linkage, "represent": represent, "fusion": fusion, "scale_aware": scale_aware,
                       "width_multiple": width_multiple, "allocation": allocation}
     diagnosis_target = target_macs_reduction if diagnose_at is None else diagnose_at
-    # in the final scope the first channel stage only serves the diagnosis: its widths need not be multiples
-    # (a 95% cut on multiples of 8 may be reachable only with the removals the diagnosis finds)
-    diagnosis_kwargs = {**channel_kwargs, "width_multiple": 1} if target_scope == "final" else channel_kwargs
     narrow, plan = channel_step(model, train, keep_ratio=keep_ratio, target_macs_reduction=diagnosis_target,
                                 target_params_reduction=target_params_reduction,
                                 distance_threshold=distance_threshold, recalibrate_frames=recalibrate_frames,
-                                seed=seed, **diagnosis_kwargs)
+                                seed=seed, **diagnosis_kwargs(channel_kwargs, target_scope))
     timings["channel_stage"] = time.perf_counter() - t0
     report["channel_stage"] = _cost(narrow)
     acc["channel_stage"] = evaluate(narrow, eval_set)
@@ -124,20 +121,15 @@ def fcos(model: torch.nn.Module, train, val, *, keep_ratio=None, target_macs_red
                                     "removed_blocks": diagnosis["removed"],
                                     "accuracy": evaluate(compact, eval_set)["accuracy"]}
         t0 = time.perf_counter()
-        matched = match_final_target(model, train, diagnosis, target_macs_reduction, **channel_kwargs,
-                                     recalibrate_frames=recalibrate_frames, seed=seed)
-        if matched is None and (diagnose_at is not None or width_multiple > 1):
-            # diagnosed lighter (or off the width multiple), nothing to remove: cut to the target
-            narrow, plan = channel_step(model, train, target_macs_reduction=target_macs_reduction,
-                                        recalibrate_frames=recalibrate_frames, seed=seed, **channel_kwargs)
-            compact, diagnosis = narrow, keep_unremoved(diagnosis, [])
-            report["channel_stage"] = _cost(narrow)
-        elif matched is None:   # no block fits under the target: the diagnosis pass's recovered channel stage is it
+        matched = match_target_step(model, train, diagnosis, target_macs_reduction,
+                                    recut=diagnose_at is not None or width_multiple > 1,
+                                    recalibrate_frames=recalibrate_frames, seed=seed, **channel_kwargs)
+        if matched is None:     # no block fits under the target: the diagnosis pass's recovered channel stage is it
             compact, diagnosis = narrow, keep_unremoved(diagnosis, [])
         else:
             narrow, compact, plan, diagnosis = matched
             report["channel_stage"] = _cost(narrow)
-            if removal_guard:      # keep the removals only if they beat the channel stage alone at the target
+            if removal_guard and diagnosis["removed"]:   # keep the removals only if they beat channel-only
                 alone, alone_plan = channel_step(model, train, target_macs_reduction=target_macs_reduction,
                                                  recalibrate_frames=recalibrate_frames, seed=seed, **channel_kwargs)
                 with_removals, without = evaluate(compact, val)["accuracy"], evaluate(alone, val)["accuracy"]

@@ -75,3 +75,17 @@ def test_fcos_reaches_a_cut_the_multiple_alone_cannot_through_its_removals(resne
                 interim_epochs=1, lacd_margin=0.3, recalibrate_frames=64, width_multiple=8)
     assert res.report["target_met"] is True and res.report["removed_blocks"]
     assert _on_multiples(res.model, resnet20, 8)
+
+
+def test_match_target_step_recuts_on_the_multiple_when_nothing_is_removed(resnet20):
+    """The step fcos() and the pipeline's match_target stage share: a diagnosis pass on free widths that removes
+    nothing is cut again at the target on the multiple (recut); without recut it stands (None)."""
+    from amrlib.pruning.fcos_steps import diagnosis_kwargs, match_target_step
+    assert diagnosis_kwargs({"width_multiple": 8}, "final") == {"width_multiple": 1}
+    assert diagnosis_kwargs({"width_multiple": 8}, "channel") == {"width_multiple": 8}
+    nothing = {"blocks": [{"block": b.name, "removed": False, "gain": 0.1} for b in resnet20.structure().blocks],
+               "removed": []}
+    assert match_target_step(resnet20, None, nothing, 0.8, width_multiple=8) is None
+    narrow, compact, plan, diagnosis = match_target_step(resnet20, None, nothing, 0.8, recut=True, width_multiple=8)
+    assert narrow is compact and diagnosis["removed"] == [] and _on_multiples(compact, resnet20, 8)
+    assert 0.8 <= 1 - count_macs(compact) / count_macs(resnet20) < 0.83

@@ -134,8 +134,9 @@ def _run_all(jobs, fn, a):
 HEADLINE = ("fcos", "l1", "fpgm", "bn_scale", "ssbn", "lcp", "layer_cka")
 # the controls and ablations in the order a partial run should have them (each complete over seeds first)
 # (no-lacd first: whether LaCD's removals help at all is the question the ResNet20 run left open)
-SECOND = ("fcos:no-lacd", "fcos:confident", "fcos:guarded", SCRATCH, "fcos:threshold-widths", "fcos:plain-fusion",
-          "fcos:kd", "fcos:light-diagnosis", "fcos:recovered-diagnosis", "fcos:channel")
+SECOND = ("fcos:no-lacd", "fcos:recovered-confident", "fcos:confident", "fcos:guarded", SCRATCH,
+          "fcos:threshold-widths", "fcos:plain-fusion", "fcos:kd", "fcos:light-diagnosis",
+          "fcos:recovered-diagnosis", "fcos:channel")
 
 
 def _order(job, a):

@@ -22,6 +22,8 @@ FCOS_VARIANTS = {
     "fcos:guarded": {"removal_guard": True},             # removals only if they beat channel-only (val, pre-FT)
     "fcos:light-diagnosis": {"diagnose_at": "light"},   # diagnose at a 10-point lighter cut
     "fcos:recovered-diagnosis": {"interim_epochs": 2},  # 2 recovery epochs before the diagnosis (extra budget)
+    # both: on ResNet56 at 95% the unrecovered diagnosis calls 24-25 of 27 blocks collapsed, this one 9 (seed 4)
+    "fcos:recovered-confident": {"interim_epochs": 2, "lacd_confidence": 0.9, "lacd_resamples": 50},
     "fcos:kd": {"distill": True},                        # fine-tune by distillation from the parent
     "fcos:width8": {"width_multiple": 8},                # latency-friendly widths: multiples of 8 channels
     "fcos:threshold-widths": {"allocation": "threshold"},  # one distance cut for all layers: redundant ones shrink most
